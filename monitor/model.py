@@ -1,0 +1,426 @@
+"""The data model: what the probes found (Inventory) and what the rules concluded (Report).
+
+Everything is a frozen dataclass so a report can be diffed, stored and re-judged later.
+Absence and errors are data: a probe that cannot read something fills the `error` field.
+Stdlib only: this module is imported by every other one, and by support-bundle readers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+INVENTORY_SCHEMA = 1
+REPORT_SCHEMA = 1
+
+
+class Severity(str, enum.Enum):
+    """How bad a finding is; the order is the order of the enum."""
+
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return {"error": 2, "warning": 1, "info": 0}[self.value]
+
+
+class Verdict(str, enum.Enum):
+    """The one-word state of the whole stack; also the tray icon's state."""
+
+    HEALTHY = "healthy"
+    WARNINGS = "warnings"
+    BROKEN = "broken"
+
+
+class Link(str, enum.Enum):
+    """The links of the chain, in the order the report shows them."""
+
+    DRIVER = "driver"
+    GPU = "gpu"
+    CUDA = "cuda"
+    CUDNN = "cudnn"
+    LIBRARIES = "libraries"
+    TENSORFLOW = "tensorflow"
+    PYTHON = "python"
+    ENVIRONMENT = "environment"
+    RUNTIME = "runtime"
+
+
+# --------------------------------------------------------------------------- host
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    """The machine the inventory was taken on. `os` is "linux", "windows" or "darwin"."""
+
+    os: str
+    os_release: str = ""
+    machine: str = ""
+    hostname: str = ""
+    user: str = ""
+    home: str = ""
+    is_wsl: bool = False
+    root: str = "/"
+
+
+# --------------------------------------------------------------------------- driver
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    """One GPU as NVML reports it. compute_capability is "major.minor", e.g. "8.6"."""
+
+    index: int
+    name: str = ""
+    uuid: str = ""
+    compute_capability: str | None = None
+    memory_total_mib: int | None = None
+    pci_bus_id: str = ""
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class DriverInfo:
+    """The NVIDIA driver as seen through NVML and /proc.
+
+    nvml_loaded: the NVML library could be loaded and initialised.
+    driver_version: user-space driver version ("550.54.14"), from nvmlSystemGetDriverVersion.
+    cuda_driver_version: the newest CUDA the driver supports ("12.4").
+    kernel_module_version: from /proc/driver/nvidia/version (Linux), None where absent.
+    error / error_code: the NVML error text and symbolic name ("NVML_ERROR_LIB_RM_VERSION_MISMATCH").
+    """
+
+    nvml_loaded: bool = False
+    driver_version: str | None = None
+    cuda_driver_version: str | None = None
+    nvml_version: str | None = None
+    kernel_module_version: str | None = None
+    nvml_library: str | None = None
+    gpus: tuple[GpuInfo, ...] = ()
+    error: str | None = None
+    error_code: str | None = None
+
+
+# --------------------------------------------------------------------------- toolkits
+
+
+@dataclass(frozen=True)
+class CudaToolkit:
+    """One CUDA toolkit install.
+
+    origin: how it was found ("/usr/local/cuda*", "CUDA_HOME", "CUDA_PATH", "CUDA_PATH_V12_2",
+    "nvcc on PATH", "conda", "Program Files").
+    version_source: "version.json", "version.txt", "nvcc" or "" when unknown.
+    active: the toolkit a build or a user's shell would use (first nvcc on PATH, else CUDA_HOME /
+    CUDA_PATH).
+    """
+
+    root: str
+    version: str | None = None
+    version_source: str = ""
+    origin: str = ""
+    active: bool = False
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class CudnnInstall:
+    """One cuDNN found on disk.
+
+    source: "header" (cudnn_version.h / cudnn.h), "library" (a libcudnn file), "pip"
+    (nvidia-cudnn-cu* wheel under site-packages/nvidia/cudnn).
+    """
+
+    location: str
+    version: str | None = None
+    source: str = ""
+    error: str | None = None
+
+
+# --------------------------------------------------------------------------- python / tensorflow
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """An installed Python distribution (from its dist-info), e.g. tensorflow 2.21.0."""
+
+    name: str
+    version: str
+    location: str = ""
+
+
+@dataclass(frozen=True)
+class TensorflowBuild:
+    """What the installed TensorFlow was built for, read from files (never imported).
+
+    build_info: the raw key/value pairs of tensorflow/python/platform/build_info.py, values as
+    strings (lists joined with ",").
+    runpath: the RUNPATH/RPATH entries of TF's own shared objects, $ORIGIN expanded.
+    missing_files: TF's own native files listed in its RECORD but absent on disk.
+    requires: the Requires-Dist lines of the TF distribution.
+    """
+
+    package_dir: str
+    distribution: str = ""
+    version: str = ""
+    is_cuda_build: bool | None = None
+    cuda_version: str | None = None
+    cudnn_version: str | None = None
+    compute_capabilities: tuple[str, ...] = ()
+    build_info: tuple[tuple[str, str], ...] = ()
+    runpath: tuple[str, ...] = ()
+    missing_files: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class PythonEnv:
+    """A watched interpreter and what it has installed.
+
+    distributions: the TensorFlow family, keras, and every nvidia-* wheel.
+    """
+
+    executable: str
+    version: str = ""
+    bits: int = 64
+    platform: str = ""
+    prefix: str = ""
+    sys_path: tuple[str, ...] = ()
+    site_packages: tuple[str, ...] = ()
+    distributions: tuple[Distribution, ...] = ()
+    tensorflow: TensorflowBuild | None = None
+    error: str | None = None
+
+
+# --------------------------------------------------------------------------- libraries
+
+
+@dataclass(frozen=True)
+class LibraryFile:
+    """A shared library file on disk.
+
+    via: why the loader looks there: "LD_LIBRARY_PATH", "RUNPATH", "ld.so.cache", "default",
+    "pip", "PATH", "CUDA_PATH", "application dir", "System32", "add_dll_directory".
+    version: the library's own version where it could be told ("12.9.79", "9.3.0").
+    version_source: "soname", "file name", "version function", "".
+    """
+
+    path: str
+    via: str = ""
+    soname: str | None = None
+    version: str | None = None
+    version_source: str = ""
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class LibraryResolution:
+    """Which file the OS loader would pick for one library that TensorFlow needs.
+
+    role: "cudart", "cublas", "cublasLt", "cufft", "curand", "cusolver", "cusparse", "cudnn",
+    "nvml", "cuda_driver", "msvc_runtime", ...
+    wanted: the file name TF asks for ("libcudnn.so.9", "cudnn64_8.dll").
+    python: the watched interpreter this resolution is for ("" when not tied to one).
+    resolved: what the loader would load, or None when not found.
+    candidates: every other file with that name or role found on the machine (shadowed copies,
+    other majors), for evidence.
+    required: TF cannot use the GPU without it (False: cupti, nccl, nvml... degrade features).
+    on_path_only: Windows: found on PATH but not in the directories a Python >= 3.8 extension
+    module's dependencies are searched in.
+    """
+
+    role: str
+    wanted: str
+    python: str = ""
+    required: bool = True
+    resolved: LibraryFile | None = None
+    candidates: tuple[LibraryFile, ...] = ()
+    on_path_only: LibraryFile | None = None
+    note: str = ""
+
+
+# --------------------------------------------------------------------------- environment
+
+
+@dataclass(frozen=True)
+class PathEntry:
+    """One directory of a search-path variable, in order."""
+
+    path: str
+    exists: bool = True
+    is_dir: bool = True
+    writable_by_others: bool = False
+    is_system: bool = False
+    cuda_version: str | None = None
+
+
+@dataclass(frozen=True)
+class EnvironmentInfo:
+    """The variables that steer the stack, as the monitor's caller sees them.
+
+    variables: the relevant ones (CUDA_*, TF_*, LD_LIBRARY_PATH, PATH, ...), sorted by name.
+    path / ld_library_path: the split entries with their properties.
+    """
+
+    variables: tuple[tuple[str, str], ...] = ()
+    path: tuple[PathEntry, ...] = ()
+    ld_library_path: tuple[PathEntry, ...] = ()
+
+    def get(self, name: str) -> str | None:
+        for key, value in self.variables:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class RuntimeDll:
+    """A Windows C++ runtime DLL (msvcp140.dll, vcruntime140_1.dll...) and where it was found."""
+
+    name: str
+    path: str | None = None
+    version: str | None = None
+
+
+# --------------------------------------------------------------------------- inventory
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Every fact one check read. Rules judge it; snapshots store it."""
+
+    host: HostInfo
+    collected_at: str = ""
+    driver: DriverInfo = field(default_factory=DriverInfo)
+    toolkits: tuple[CudaToolkit, ...] = ()
+    cudnn: tuple[CudnnInstall, ...] = ()
+    pythons: tuple[PythonEnv, ...] = ()
+    libraries: tuple[LibraryResolution, ...] = ()
+    environment: EnvironmentInfo = field(default_factory=EnvironmentInfo)
+    runtime: tuple[RuntimeDll, ...] = ()
+    probe_errors: tuple[str, ...] = ()
+    schema: int = INVENTORY_SCHEMA
+
+
+# --------------------------------------------------------------------------- findings and report
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One conclusion of a rule.
+
+    id: stable, kebab-case (`driver-too-old`); tests, history and users key on it.
+    subject: what it is about when a rule can fire several times (a library, an interpreter).
+    evidence: the facts it used, as (name, value) pairs.
+    fix: concrete steps or commands for this OS, in order.
+    """
+
+    id: str
+    severity: Severity
+    link: Link
+    title: str
+    detail: str = ""
+    evidence: tuple[tuple[str, str], ...] = ()
+    fix: tuple[str, ...] = ()
+    subject: str = ""
+
+
+@dataclass(frozen=True)
+class LoadTestResult:
+    """Placeholder for the GPU load test (issue 3); stored with a report when it ran."""
+
+    python: str
+    ok: bool
+    device: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    """An inventory, the findings the rules drew from it, and how long it took."""
+
+    inventory: Inventory
+    findings: tuple[Finding, ...] = ()
+    checked_at: str = ""
+    duration_s: float = 0.0
+    tool_version: str = ""
+    load_tests: tuple[LoadTestResult, ...] = ()
+    schema: int = REPORT_SCHEMA
+
+    @property
+    def verdict(self) -> Verdict:
+        return verdict_of(self.findings)
+
+
+def verdict_of(findings: typing.Iterable[Finding]) -> Verdict:
+    """Broken if any error, warnings if any warning, else healthy (info does not count)."""
+    severities = {f.severity for f in findings}
+    if Severity.ERROR in severities:
+        return Verdict.BROKEN
+    if Severity.WARNING in severities:
+        return Verdict.WARNINGS
+    return Verdict.HEALTHY
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses to dicts, enums to their values, tuples to lists; recursively."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    return value
+
+
+T = typing.TypeVar("T")
+
+
+def from_jsonable(cls: type[T], data: Any) -> T:
+    """Rebuild a dataclass tree from `to_jsonable` output, guided by the type hints.
+
+    Unknown keys are ignored and missing ones take their defaults, so older and newer
+    snapshots still load.
+    """
+    return typing.cast(T, _convert(cls, data))
+
+
+def _convert(tp: Any, data: Any) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if data is None:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        return _convert(non_none[0], data)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], item) for item in data or ())
+        return tuple(_convert(a, item) for a, item in zip(args, data, strict=False))
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(data, dict):
+            raise ValueError(f"expected an object for {tp.__name__}, got {type(data).__name__}")
+        hints = typing.get_type_hints(tp)
+        kwargs = {
+            f.name: _convert(hints[f.name], data[f.name])
+            for f in dataclasses.fields(tp)
+            if f.name in data
+        }
+        return tp(**kwargs)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return tp(data)
+    if tp is float and isinstance(data, int):
+        return float(data)
+    return data

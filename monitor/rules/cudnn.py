@@ -1,0 +1,5 @@
+"""Rules about the cudnn link (placeholder: filled in by its owner)."""
+
+from __future__ import annotations
+
+RULES: list = []
