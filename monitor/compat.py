@@ -170,6 +170,25 @@ def minor_compat_min_driver(cuda_version: str | None, os_name: str) -> DriverFlo
 # --------------------------------------------------------------------------- libraries
 
 
+def build_version(text: str | None) -> str | None:
+    """A build_info CUDA/cuDNN version as a plain version.
+
+    Windows builds store the DLL suffix instead: "64_112" is CUDA 11.2, "64_8" cuDNN 8,
+    "64_100" CUDA 10.0. Plain versions ("12.5.1", "9") pass through; garbage gives None.
+    """
+    if not text:
+        return None
+    text = str(text).strip()
+    if text.startswith("64_"):
+        digits = text[3:]
+        if not digits.isdigit():
+            return None
+        if len(digits) == 1:
+            return digits
+        return f"{digits[:-1]}.{digits[-1]}"
+    return text if parse_version(text) else None
+
+
 def cuda_generation(cuda_version: str | None) -> str | None:
     """The libraries.csv generation for a CUDA version: "cuda-11.2", "cuda-12.x", ..."""
     mm = major_minor(cuda_version)
@@ -195,8 +214,8 @@ def required_libraries(
     Includes the driver's own libraries and, on Windows, the VC++ runtime DLLs.
     """
     platform = platform_name(os_name)
-    cuda_gen = cuda_generation(cuda_version)
-    cudnn_mm = major_minor(cudnn_version)
+    cuda_gen = cuda_generation(build_version(cuda_version))
+    cudnn_mm = major_minor(build_version(cudnn_version))
     generations = {"driver"}
     if cuda_gen:
         generations.add(cuda_gen)

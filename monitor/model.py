@@ -93,7 +93,8 @@ class DriverInfo:
     driver_version: user-space driver version ("550.54.14"), from nvmlSystemGetDriverVersion.
     cuda_driver_version: the newest CUDA the driver supports ("12.4").
     kernel_module_version: from /proc/driver/nvidia/version (Linux), None where absent.
-    error / error_code: the NVML error text and symbolic name ("NVML_ERROR_LIB_RM_VERSION_MISMATCH").
+    error / error_code: the NVML error text and its symbolic name
+    ("NVML_ERROR_LIB_RM_VERSION_MISMATCH").
     """
 
     nvml_loaded: bool = False

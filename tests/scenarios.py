@@ -52,16 +52,27 @@ _PIP_DIRS = {
 def _linux_library(name: compat.LibraryName) -> LibraryResolution:
     if name.role in ("cuda_driver", "nvml"):
         path = f"/usr/lib/x86_64-linux-gnu/{name.file_name}"
-        resolved = LibraryFile(path=path, via="ld.so.cache", soname=name.file_name,
-                               version="570.133.07", version_source="file name")
+        resolved = LibraryFile(
+            path=path,
+            via="ld.so.cache",
+            soname=name.file_name,
+            version="570.133.07",
+            version_source="file name",
+        )
     else:
         component, version = _PIP_DIRS[name.role]
         path = f"{LINUX_SITE}/nvidia/{component}/lib/{name.file_name}"
         via = "pip" if name.role in ("curand", "nvjitlink") else "RUNPATH"
-        resolved = LibraryFile(path=path, via=via, soname=name.file_name, version=version,
-                               version_source="file name")
-    return LibraryResolution(role=name.role, wanted=name.file_name, python=LINUX_PY,
-                             required=name.required, resolved=resolved)
+        resolved = LibraryFile(
+            path=path, via=via, soname=name.file_name, version=version, version_source="file name"
+        )
+    return LibraryResolution(
+        role=name.role,
+        wanted=name.file_name,
+        python=LINUX_PY,
+        required=name.required,
+        resolved=resolved,
+    )
 
 
 def linux_tf221_pip() -> Inventory:
@@ -78,60 +89,105 @@ def linux_tf221_pip() -> Inventory:
         cuda_version="12.5.1",
         cudnn_version="9",
         compute_capabilities=("sm_60", "sm_70", "sm_80", "sm_89", "compute_90"),
-        build_info=(("cuda_version", "12.5.1"), ("cudnn_version", "9"), ("is_cuda_build", "True"),
-                    ("cuda_compute_capabilities", "sm_60,sm_70,sm_80,sm_89,compute_90")),
-        runpath=tuple(f"{LINUX_SITE}/nvidia/{c}/lib" for c in (
-            "nccl", "cuda_cupti", "cublas", "cudnn", "cufft", "cusparse", "cuda_runtime",
-            "cusolver")),
+        build_info=(
+            ("cuda_version", "12.5.1"),
+            ("cudnn_version", "9"),
+            ("is_cuda_build", "True"),
+            ("cuda_compute_capabilities", "sm_60,sm_70,sm_80,sm_89,compute_90"),
+        ),
+        runpath=tuple(
+            f"{LINUX_SITE}/nvidia/{c}/lib"
+            for c in (
+                "nccl",
+                "cuda_cupti",
+                "cublas",
+                "cudnn",
+                "cufft",
+                "cusparse",
+                "cuda_runtime",
+                "cusolver",
+            )
+        ),
     )
     python = PythonEnv(
-        executable=LINUX_PY, version="3.11.7", bits=64, platform="linux",
-        prefix="/home/ada/venvs/tf", sys_path=(LINUX_SITE,), site_packages=(LINUX_SITE,),
-        distributions=(Distribution("tensorflow", "2.21.0", LINUX_SITE),
-                       Distribution("keras", "3.12.0", LINUX_SITE), *wheels),
+        executable=LINUX_PY,
+        version="3.11.7",
+        bits=64,
+        platform="linux",
+        prefix="/home/ada/venvs/tf",
+        sys_path=(LINUX_SITE,),
+        site_packages=(LINUX_SITE,),
+        distributions=(
+            Distribution("tensorflow", "2.21.0", LINUX_SITE),
+            Distribution("keras", "3.12.0", LINUX_SITE),
+            *wheels,
+        ),
         tensorflow=tf,
     )
     libraries = tuple(_linux_library(n) for n in compat.required_libraries("12.5.1", "9", "linux"))
     return Inventory(
-        host=HostInfo(os="linux", os_release="Debian GNU/Linux 12", machine="x86_64",
-                      hostname="ws1", user="ada", home="/home/ada"),
+        host=HostInfo(
+            os="linux",
+            os_release="Debian GNU/Linux 12",
+            machine="x86_64",
+            hostname="ws1",
+            user="ada",
+            home="/home/ada",
+        ),
         collected_at="2026-11-23T12:00:00+00:00",
         driver=DriverInfo(
-            nvml_loaded=True, driver_version="570.133.07", cuda_driver_version="12.8",
-            nvml_version="12.570.133.07", kernel_module_version="570.133.07",
+            nvml_loaded=True,
+            driver_version="570.133.07",
+            cuda_driver_version="12.8",
+            nvml_version="12.570.133.07",
+            kernel_module_version="570.133.07",
             nvml_library="/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1",
-            gpus=(GpuInfo(index=0, name="NVIDIA GeForce RTX 4090",
-                          uuid="GPU-5d1e2b9c-0000-4000-8000-000000000001",
-                          compute_capability="8.9", memory_total_mib=24564,
-                          pci_bus_id="00000000:01:00.0"),),
+            gpus=(
+                GpuInfo(
+                    index=0,
+                    name="NVIDIA GeForce RTX 4090",
+                    uuid="GPU-5d1e2b9c-0000-4000-8000-000000000001",
+                    compute_capability="8.9",
+                    memory_total_mib=24564,
+                    pci_bus_id="00000000:01:00.0",
+                ),
+            ),
         ),
         toolkits=(),
-        cudnn=(CudnnInstall(location=f"{LINUX_SITE}/nvidia/cudnn", version="9.10.2",
-                            source="pip"),),
+        cudnn=(
+            CudnnInstall(location=f"{LINUX_SITE}/nvidia/cudnn", version="9.10.2", source="pip"),
+        ),
         pythons=(python,),
         libraries=libraries,
         environment=EnvironmentInfo(
             variables=(("PATH", "/home/ada/venvs/tf/bin:/usr/local/bin:/usr/bin:/bin"),),
-            path=(PathEntry("/home/ada/venvs/tf/bin"), PathEntry("/usr/local/bin", is_system=True),
-                  PathEntry("/usr/bin", is_system=True), PathEntry("/bin", is_system=True)),
+            path=(
+                PathEntry("/home/ada/venvs/tf/bin"),
+                PathEntry("/usr/local/bin", is_system=True),
+                PathEntry("/usr/bin", is_system=True),
+                PathEntry("/bin", is_system=True),
+            ),
         ),
     )
 
 
 def _windows_library(name: compat.LibraryName) -> LibraryResolution:
-    if name.role == "msvc_runtime":
+    if name.role in ("msvc_runtime", "cuda_driver", "nvml"):
         path, via = f"C:\\Windows\\System32\\{name.file_name}", "System32"
-    elif name.role in ("cuda_driver", "nvml"):
-        path, via = f"C:\\Windows\\System32\\{name.file_name}", "System32"
-    elif name.role == "cudnn":
-        path, via = f"{WIN_CUDA}\\bin\\{name.file_name}", "PATH"
     else:
         path, via = f"{WIN_CUDA}\\bin\\{name.file_name}", "PATH"
     version = "8.1.1" if name.role == "cudnn" else None
     return LibraryResolution(
-        role=name.role, wanted=name.file_name, python=WIN_PY, required=name.required,
-        resolved=LibraryFile(path=path, via=via, version=version,
-                             version_source="version function" if version else ""),
+        role=name.role,
+        wanted=name.file_name,
+        python=WIN_PY,
+        required=name.required,
+        resolved=LibraryFile(
+            path=path,
+            via=via,
+            version=version,
+            version_source="version function" if version else "",
+        ),
     )
 
 
@@ -145,51 +201,94 @@ def windows_tf210() -> Inventory:
         cuda_version="64_112",
         cudnn_version="64_8",
         compute_capabilities=("sm_35", "sm_50", "sm_60", "sm_70", "sm_75", "compute_80"),
-        build_info=(("cuda_version", "64_112"), ("cudnn_version", "64_8"),
-                    ("cudart_dll_name", "cudart64_112.dll"), ("cudnn_dll_name", "cudnn64_8.dll"),
-                    ("is_cuda_build", "True"), ("msvcp_dll_names", "msvcp140.dll,msvcp140_1.dll"),
-                    ("nvcuda_dll_name", "nvcuda.dll")),
+        build_info=(
+            ("cuda_version", "64_112"),
+            ("cudnn_version", "64_8"),
+            ("cudart_dll_name", "cudart64_112.dll"),
+            ("cudnn_dll_name", "cudnn64_8.dll"),
+            ("is_cuda_build", "True"),
+            ("msvcp_dll_names", "msvcp140.dll,msvcp140_1.dll"),
+            ("nvcuda_dll_name", "nvcuda.dll"),
+        ),
     )
     python = PythonEnv(
-        executable=WIN_PY, version="3.10.11", bits=64, platform="win32",
-        prefix="C:\\Users\\ada\\venvs\\tf", sys_path=(WIN_SITE,), site_packages=(WIN_SITE,),
-        distributions=(Distribution("tensorflow", "2.10.1", WIN_SITE),
-                       Distribution("keras", "2.10.0", WIN_SITE)),
+        executable=WIN_PY,
+        version="3.10.11",
+        bits=64,
+        platform="win32",
+        prefix="C:\\Users\\ada\\venvs\\tf",
+        sys_path=(WIN_SITE,),
+        site_packages=(WIN_SITE,),
+        distributions=(
+            Distribution("tensorflow", "2.10.1", WIN_SITE),
+            Distribution("keras", "2.10.0", WIN_SITE),
+        ),
         tensorflow=tf,
     )
     libraries = tuple(
         _windows_library(n) for n in compat.required_libraries("11.2", "8.1", "windows")
     )
-    path_value = ";".join((f"{WIN_CUDA}\\bin", f"{WIN_CUDA}\\libnvvp",
-                           "C:\\Windows\\system32", "C:\\Windows"))
+    path_value = ";".join(
+        (f"{WIN_CUDA}\\bin", f"{WIN_CUDA}\\libnvvp", "C:\\Windows\\system32", "C:\\Windows")
+    )
     return Inventory(
-        host=HostInfo(os="windows", os_release="10.0.19045", machine="AMD64", hostname="WS2",
-                      user="ada", home="C:\\Users\\ada"),
+        host=HostInfo(
+            os="windows",
+            os_release="10.0.19045",
+            machine="AMD64",
+            hostname="WS2",
+            user="ada",
+            home="C:\\Users\\ada",
+        ),
         collected_at="2026-11-23T12:00:00+00:00",
         driver=DriverInfo(
-            nvml_loaded=True, driver_version="537.13", cuda_driver_version="12.2",
+            nvml_loaded=True,
+            driver_version="537.13",
+            cuda_driver_version="12.2",
             nvml_library="C:\\Windows\\System32\\nvml.dll",
-            gpus=(GpuInfo(index=0, name="NVIDIA GeForce RTX 3060",
-                          uuid="GPU-0a0b0c0d-0000-4000-8000-000000000002",
-                          compute_capability="8.6", memory_total_mib=12288),),
+            gpus=(
+                GpuInfo(
+                    index=0,
+                    name="NVIDIA GeForce RTX 3060",
+                    uuid="GPU-0a0b0c0d-0000-4000-8000-000000000002",
+                    compute_capability="8.6",
+                    memory_total_mib=12288,
+                ),
+            ),
         ),
-        toolkits=(CudaToolkit(root=WIN_CUDA, version="11.2.152", version_source="version.txt",
-                              origin="CUDA_PATH", active=True),),
-        cudnn=(CudnnInstall(location=f"{WIN_CUDA}\\include\\cudnn_version.h", version="8.1.1",
-                            source="header"),),
+        toolkits=(
+            CudaToolkit(
+                root=WIN_CUDA,
+                version="11.2.152",
+                version_source="version.txt",
+                origin="CUDA_PATH",
+                active=True,
+            ),
+        ),
+        cudnn=(
+            CudnnInstall(
+                location=f"{WIN_CUDA}\\include\\cudnn_version.h", version="8.1.1", source="header"
+            ),
+        ),
         pythons=(python,),
         libraries=libraries,
         environment=EnvironmentInfo(
-            variables=(("CUDA_PATH", WIN_CUDA), ("CUDA_PATH_V11_2", WIN_CUDA),
-                       ("PATH", path_value)),
-            path=(PathEntry(f"{WIN_CUDA}\\bin", cuda_version="11.2"),
-                  PathEntry(f"{WIN_CUDA}\\libnvvp", cuda_version="11.2"),
-                  PathEntry("C:\\Windows\\system32", is_system=True),
-                  PathEntry("C:\\Windows", is_system=True)),
+            variables=(
+                ("CUDA_PATH", WIN_CUDA),
+                ("CUDA_PATH_V11_2", WIN_CUDA),
+                ("PATH", path_value),
+            ),
+            path=(
+                PathEntry(f"{WIN_CUDA}\\bin", cuda_version="11.2"),
+                PathEntry(f"{WIN_CUDA}\\libnvvp", cuda_version="11.2"),
+                PathEntry("C:\\Windows\\system32", is_system=True),
+                PathEntry("C:\\Windows", is_system=True),
+            ),
         ),
-        runtime=tuple(RuntimeDll(name, f"C:\\Windows\\System32\\{name}", "14.38.33135.0")
-                      for name in ("msvcp140.dll", "msvcp140_1.dll", "vcruntime140.dll",
-                                   "vcruntime140_1.dll")),
+        runtime=tuple(
+            RuntimeDll(name, f"C:\\Windows\\System32\\{name}", "14.38.33135.0")
+            for name in ("msvcp140.dll", "msvcp140_1.dll", "vcruntime140.dll", "vcruntime140_1.dll")
+        ),
     )
 
 

@@ -1,0 +1,171 @@
+"""The command line: `tf-stack-monitor check` and friends."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from monitor import __version__
+from monitor.report import EXIT_CHECK_FAILED, exit_code, render_json, render_text
+
+DESCRIPTION = "Checks that TensorFlow can use the GPU, and says exactly what to fix."
+
+CHECK_EPILOG = """\
+exit codes: 0 healthy, 1 warnings only, 2 broken, 3 the check itself failed
+
+examples:
+  tf-stack-monitor check
+  tf-stack-monitor check --python ~/venvs/tf/bin/python --json
+  tf-stack-monitor check --save-snapshot bundle.json --redact
+  tf-stack-monitor check --snapshot bundle.json
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tf-stack-monitor", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = commands.add_parser(
+        "check",
+        help="check the stack once and print what is broken and how to fix it",
+        description="Read every link of the TensorFlow GPU stack (driver, GPUs, CUDA, cuDNN, "
+        "the libraries TensorFlow will load, the TensorFlow build, Python, environment) and "
+        "report what is broken or at risk, with the fix. TensorFlow is never imported.",
+        epilog=CHECK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument(
+        "--python",
+        action="append",
+        metavar="PATH",
+        dest="pythons",
+        help="a Python interpreter whose TensorFlow to check (repeatable; "
+        "default: the python on PATH, plus this one if it has TensorFlow)",
+    )
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.add_argument(
+        "--save-snapshot",
+        metavar="FILE",
+        help="also write the whole inventory and report to FILE (a support bundle)",
+    )
+    check.add_argument(
+        "--snapshot", metavar="FILE", help="judge a saved snapshot instead of this machine"
+    )
+    check.add_argument(
+        "--redact",
+        action="store_true",
+        help="replace user name, home path and host name in the output and snapshot",
+    )
+    check.add_argument(
+        "--nvml-library", metavar="PATH", help="load NVML from this file instead of the system's"
+    )
+    check.add_argument(
+        "--root",
+        default="/",
+        metavar="DIR",
+        help="read the machine's files under DIR (for offline diagnosis of a "
+        "mounted disk; default /)",
+    )
+    check.add_argument(
+        "--python-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="give up on a watched interpreter after this long (default 10)",
+    )
+    check.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the text output (default: only on a terminal)",
+    )
+    check.set_defaults(handler=_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 0
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _check(args: argparse.Namespace) -> int:
+    from monitor.check import judge, run_check
+    from monitor.snapshot import SnapshotError, load_inventory, redact, snapshot_document
+
+    try:
+        if args.snapshot:
+            with open(args.snapshot, encoding="utf-8") as handle:
+                report = judge(load_inventory(handle.read()))
+        else:
+            report = run_check(
+                root=args.root,
+                pythons=args.pythons,
+                nvml_library=args.nvml_library,
+                python_timeout=args.python_timeout,
+            )
+    except (OSError, SnapshotError) as exc:
+        print(f"tf-stack-monitor: cannot check: {exc}", file=sys.stderr)
+        return EXIT_CHECK_FAILED
+    except Exception as exc:  # the check itself failed: say so, exit 3, keep it short
+        print(
+            f"tf-stack-monitor: the check itself failed: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+        return EXIT_CHECK_FAILED
+
+    document = render_json(report)
+    host = report.inventory.host
+    if args.redact:
+        document = redact(document, host.user, host.home, host.hostname)
+    if args.save_snapshot:
+        try:
+            _write_json(args.save_snapshot, snapshot_document(document))
+        except OSError as exc:
+            print(
+                f"tf-stack-monitor: cannot write snapshot {args.save_snapshot}: "
+                f"{exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            return EXIT_CHECK_FAILED
+    if args.json:
+        print(json.dumps(document, indent=2))
+    else:
+        text = render_text(report, colour=_use_colour(args.color), unicode=_stdout_unicode())
+        if args.redact:
+            text = redact(text, host.user, host.home, host.hostname)
+        sys.stdout.write(text)
+        if args.save_snapshot:
+            print(f"Snapshot written to {args.save_snapshot}")
+    return exit_code(report)
+
+
+def _write_json(path: str, document: dict) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, indent=2)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+def _use_colour(choice: str) -> bool:
+    if choice != "auto":
+        return choice == "always"
+    return (
+        sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    )
+
+
+def _stdout_unicode() -> bool:
+    encoding = (getattr(sys.stdout, "encoding", None) or "").lower()
+    return encoding.startswith("utf")

@@ -1,0 +1,260 @@
+"""Render a Report: human text grouped by link of the chain, and versioned JSON.
+
+The JSON layout is the public contract of `check --json` (README, "JSON output"); bump
+JSON_SCHEMA when a field changes meaning or goes away (adding fields does not bump it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from monitor.compat import build_version
+from monitor.model import Finding, Inventory, Link, Report, Severity, Verdict, to_jsonable
+
+JSON_SCHEMA = 1
+
+EXIT_CODES = {Verdict.HEALTHY: 0, Verdict.WARNINGS: 1, Verdict.BROKEN: 2}
+EXIT_CHECK_FAILED = 3
+
+LINK_TITLES = {
+    Link.DRIVER: "Driver",
+    Link.GPU: "GPU",
+    Link.CUDA: "CUDA toolkit",
+    Link.CUDNN: "cuDNN",
+    Link.LIBRARIES: "Libraries",
+    Link.TENSORFLOW: "TensorFlow",
+    Link.PYTHON: "Python",
+    Link.ENVIRONMENT: "Environment",
+    Link.RUNTIME: "VC++ runtime",
+}
+
+_MARKS = {Severity.ERROR: "✗", Severity.WARNING: "!", Severity.INFO: "i"}
+_ASCII_MARKS = {Severity.ERROR: "X", Severity.WARNING: "!", Severity.INFO: "i"}
+_COLOURS = {Severity.ERROR: "31", Severity.WARNING: "33", Severity.INFO: "36"}
+_VERDICT_COLOURS = {Verdict.HEALTHY: "32", Verdict.WARNINGS: "33", Verdict.BROKEN: "31"}
+
+
+def exit_code(report: Report) -> int:
+    return EXIT_CODES[report.verdict]
+
+
+def headline(report: Report) -> str:
+    """The one-line verdict, e.g. "BROKEN: 2 errors, 1 warning. No NVIDIA driver found"."""
+    counts = {s: sum(1 for f in report.findings if f.severity is s) for s in Severity}
+    parts = [
+        _plural(counts[Severity.ERROR], "error"),
+        _plural(counts[Severity.WARNING], "warning"),
+    ]
+    tally = ", ".join(p for p in parts if p) or "no problems found"
+    worst = next((f for f in report.findings if f.severity is not Severity.INFO), None)
+    label = {
+        Verdict.HEALTHY: "HEALTHY",
+        Verdict.WARNINGS: "WARNINGS",
+        Verdict.BROKEN: "BROKEN",
+    }[report.verdict]
+    if worst is None:
+        return f"{label}: {tally}. The TensorFlow GPU stack looks right."
+    return f"{label}: {tally}. {worst.title}"
+
+
+def _plural(count: int, word: str) -> str:
+    if count == 0:
+        return ""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+# --------------------------------------------------------------------------- text
+
+
+def render_text(report: Report, colour: bool = False, unicode: bool = True) -> str:
+    paint = _painter(colour)
+    marks = _MARKS if unicode else _ASCII_MARKS
+    inv = report.inventory
+    lines = [
+        paint(_VERDICT_COLOURS[report.verdict], headline(report)),
+        f"Checked {inv.host.hostname or 'this machine'} at {report.checked_at or inv.collected_at}"
+        f" in {report.duration_s:.2f} s (tf-stack-monitor {report.tool_version}).",
+        "",
+    ]
+    by_link: dict[Link, list[Finding]] = {}
+    for finding in report.findings:
+        by_link.setdefault(finding.link, []).append(finding)
+    width = max(len(t) for t in LINK_TITLES.values())
+    for link in Link:
+        summary = SUMMARIES[link](inv)
+        findings = by_link.get(link, [])
+        if summary is None and not findings:
+            continue
+        worst = min((f.severity for f in findings), key=lambda s: -s.rank, default=None)
+        mark = (
+            paint(_COLOURS[worst], marks[worst])
+            if worst
+            else paint("32", "ok" if not unicode else "✓")
+        )
+        lines.append(f"{mark} {LINK_TITLES[link]:<{width}}  {summary or ''}".rstrip())
+        for finding in findings:
+            lines.extend(_finding_lines(finding, paint, marks))
+    for error in inv.probe_errors:
+        lines.append(paint("31", f"Internal: {error}"))
+    while lines and not lines[-1]:
+        lines.pop()
+    if report.findings:
+        lines += [
+            "",
+            "Run with --json for every fact, or --save-snapshot FILE for a support bundle.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _finding_lines(finding: Finding, paint: Callable[[str, str], str], marks) -> list[str]:
+    colour = _COLOURS[finding.severity]
+    head = f"    {paint(colour, marks[finding.severity])} {finding.title}  [{finding.id}]"
+    lines = [head]
+    for text in finding.detail.splitlines():
+        lines.append(f"        {text}" if text else "")
+    if finding.evidence:
+        lines.append("        Evidence:")
+        lines.extend(f"          {name}: {value}" for name, value in finding.evidence)
+    if finding.fix:
+        lines.append("        Fix:")
+        for number, step in enumerate(finding.fix, 1):
+            first, *rest = step.splitlines() or [""]
+            lines.append(f"          {number}. {first}")
+            lines.extend(f"             {more}" for more in rest)
+    lines.append("")
+    return lines
+
+
+def _painter(colour: bool) -> Callable[[str, str], str]:
+    if not colour:
+        return lambda _code, text: text
+    return lambda code, text: f"\033[{code}m{text}\033[0m"
+
+
+# --------------------------------------------------------------------------- link summaries
+
+
+def _driver_summary(inv: Inventory) -> str | None:
+    d = inv.driver
+    if d.nvml_loaded and d.driver_version:
+        cuda = f" (supports CUDA {d.cuda_driver_version})" if d.cuda_driver_version else ""
+        return f"NVIDIA {d.driver_version}{cuda}"
+    return f"not available: {d.error}" if d.error else "not available"
+
+
+def _gpu_summary(inv: Inventory) -> str | None:
+    gpus = inv.driver.gpus
+    if not inv.driver.nvml_loaded:
+        return "unknown (no driver)"
+    if not gpus:
+        return "none found"
+    names = [f"{g.index}: {g.name or '?'} (CC {g.compute_capability or '?'})" for g in gpus]
+    return "; ".join(names)
+
+
+def _cuda_summary(inv: Inventory) -> str | None:
+    if not inv.toolkits:
+        return "no toolkit installed (pip wheels provide the runtime for TF >= 2.14)"
+    active = next((t for t in inv.toolkits if t.active), None)
+    chosen = active or inv.toolkits[0]
+    others = len(inv.toolkits) - 1
+    extra = f" (+{others} more)" if others else ""
+    state = "active" if active else "not on PATH"
+    return f"{chosen.version or 'unknown version'} at {chosen.root}, {state}{extra}"
+
+
+def _cudnn_summary(inv: Inventory) -> str | None:
+    loaded = [
+        r
+        for r in inv.libraries
+        if r.role == "cudnn"
+        and r.resolved
+        and r.wanted.split(".")[0] in ("libcudnn", "cudnn64_7", "cudnn64_8", "cudnn64_9")
+    ]
+    if loaded and loaded[0].resolved:
+        version = loaded[0].resolved.version or "unknown version"
+        return f"{version} from {loaded[0].resolved.path}"
+    if inv.cudnn:
+        first = inv.cudnn[0]
+        return f"{first.version or 'unknown version'} at {first.location} ({first.source})"
+    return "not found"
+
+
+def _libraries_summary(inv: Inventory) -> str | None:
+    if not inv.libraries:
+        return None
+    found = sum(1 for r in inv.libraries if r.resolved is not None)
+    return f"{found} of {len(inv.libraries)} found"
+
+
+def _tensorflow_summary(inv: Inventory) -> str | None:
+    parts = []
+    for py in inv.pythons:
+        tf = py.tensorflow
+        if tf is None:
+            continue
+        build = (
+            f"CUDA {tf.cuda_version}, cuDNN {tf.cudnn_version}"
+            if tf.is_cuda_build
+            else "CPU-only build"
+        )
+        where = f" in {py.executable}" if len(inv.pythons) > 1 else ""
+        parts.append(f"{tf.distribution or 'tensorflow'} {tf.version} ({build}){where}")
+    return "; ".join(parts) if parts else "not installed in a watched interpreter"
+
+
+def _python_summary(inv: Inventory) -> str | None:
+    if not inv.pythons:
+        return "no interpreter watched"
+    return "; ".join(f"{py.version or '?'} {py.bits}-bit at {py.executable}" for py in inv.pythons)
+
+
+def _environment_summary(inv: Inventory) -> str | None:
+    env = inv.environment
+    names = [name for name, _ in env.variables if name not in ("PATH",)]
+    return "set: " + ", ".join(names) if names else "nothing CUDA-related set"
+
+
+def _runtime_summary(inv: Inventory) -> str | None:
+    if inv.host.os != "windows":
+        return None
+    missing = [dll.name for dll in inv.runtime if dll.path is None]
+    return f"missing {', '.join(missing)}" if missing else "present"
+
+
+SUMMARIES: dict[Link, Callable[[Inventory], str | None]] = {
+    Link.DRIVER: _driver_summary,
+    Link.GPU: _gpu_summary,
+    Link.CUDA: _cuda_summary,
+    Link.CUDNN: _cudnn_summary,
+    Link.LIBRARIES: _libraries_summary,
+    Link.TENSORFLOW: _tensorflow_summary,
+    Link.PYTHON: _python_summary,
+    Link.ENVIRONMENT: _environment_summary,
+    Link.RUNTIME: _runtime_summary,
+}
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def render_json(report: Report) -> dict:
+    """The `check --json` document (schema JSON_SCHEMA)."""
+    return {
+        "schema": JSON_SCHEMA,
+        "tool_version": report.tool_version,
+        "verdict": report.verdict.value,
+        "exit_code": exit_code(report),
+        "headline": headline(report),
+        "checked_at": report.checked_at,
+        "duration_s": round(report.duration_s, 4),
+        "findings": [_finding_json(f) for f in report.findings],
+        "load_tests": to_jsonable(report.load_tests),
+        "inventory": to_jsonable(report.inventory),
+    }
+
+
+def _finding_json(finding: Finding) -> dict:
+    data = to_jsonable(finding)
+    data["evidence"] = dict(finding.evidence)
+    return data

@@ -1,0 +1,82 @@
+"""Text and JSON rendering of a report."""
+
+import json
+
+import scenarios
+
+from monitor.model import Finding, Link, Report, Severity
+from monitor.report import exit_code, headline, render_json, render_text
+
+DRIVER_OLD = Finding(
+    "driver-too-old",
+    Severity.ERROR,
+    Link.DRIVER,
+    "The NVIDIA driver is too old for CUDA 12.5",
+    detail="TensorFlow 2.21 needs driver >= 525.60.13.",
+    evidence=(("driver", "470.82.01"),),
+    fix=("sudo ubuntu-drivers install",),
+)
+PATH_DUP = Finding("path-duplicate-entry", Severity.INFO, Link.ENVIRONMENT, "PATH repeats /usr/bin")
+
+
+def report(*findings):
+    return Report(
+        inventory=scenarios.linux_tf221_pip(),
+        findings=findings,
+        duration_s=0.12,
+        tool_version="0.1.0",
+        checked_at="2026-11-23T12:00:00+00:00",
+    )
+
+
+def test_healthy_report_says_so_on_the_first_line():
+    text = render_text(report(PATH_DUP))
+    assert text.splitlines()[0].startswith("HEALTHY: no problems found.")
+    assert exit_code(report(PATH_DUP)) == 0
+
+
+def test_findings_sit_under_their_link_with_fix_steps():
+    text = render_text(report(DRIVER_OLD, PATH_DUP))
+    lines = text.splitlines()
+    assert lines[0] == "BROKEN: 1 error. The NVIDIA driver is too old for CUDA 12.5"
+    driver_line = next(i for i, line in enumerate(lines) if "Driver" in line and "570.133" in line)
+    gpu_line = next(i for i, line in enumerate(lines) if "RTX 4090" in line)
+    finding_line = next(i for i, line in enumerate(lines) if "[driver-too-old]" in line)
+    assert driver_line < finding_line < gpu_line
+    assert "1. sudo ubuntu-drivers install" in text
+    assert "driver: 470.82.01" in text
+    assert "\033[" not in text
+
+
+def test_colour_only_when_asked():
+    assert "\033[31m" in render_text(report(DRIVER_OLD), colour=True)
+
+
+def test_ascii_marks_for_terminals_without_unicode():
+    text = render_text(report(DRIVER_OLD), unicode=False)
+    assert "✗" not in text and "✓" not in text
+    text.encode("ascii")
+
+
+def test_json_document_follows_the_schema():
+    doc = json.loads(json.dumps(render_json(report(DRIVER_OLD, PATH_DUP))))
+    assert doc["schema"] == 1
+    assert (doc["verdict"], doc["exit_code"]) == ("broken", 2)
+    assert doc["findings"][0]["evidence"] == {"driver": "470.82.01"}
+    assert set(doc["findings"][0]) == {
+        "id",
+        "severity",
+        "link",
+        "title",
+        "detail",
+        "evidence",
+        "fix",
+        "subject",
+    }
+    assert doc["inventory"]["driver"]["driver_version"] == "570.133.07"
+
+
+def test_headline_counts_warnings():
+    warn = Finding("x", Severity.WARNING, Link.GPU, "Slow first start")
+    assert headline(report(warn, warn)) == "WARNINGS: 2 warnings. Slow first start"
+    assert exit_code(report(warn)) == 1
