@@ -193,11 +193,8 @@ def _tensorflow_summary(inv: Inventory) -> str | None:
         tf = py.tensorflow
         if tf is None:
             continue
-        build = (
-            f"CUDA {tf.cuda_version}, cuDNN {tf.cudnn_version}"
-            if tf.is_cuda_build
-            else "CPU-only build"
-        )
+        cuda, cudnn = build_version(tf.cuda_version), build_version(tf.cudnn_version)
+        build = f"CUDA {cuda}, cuDNN {cudnn}" if tf.is_cuda_build else "CPU-only build"
         where = f" in {py.executable}" if len(inv.pythons) > 1 else ""
         parts.append(f"{tf.distribution or 'tensorflow'} {tf.version} ({build}){where}")
     return "; ".join(parts) if parts else "not installed in a watched interpreter"
