@@ -36,8 +36,10 @@ def evaluate(inventory: Inventory) -> tuple[Finding, ...]:
                     link=Link.ENVIRONMENT,
                     title=f"Internal error in rule {rule.__name__}",
                     detail=f"{type(exc).__name__}: {exc}",
-                    fix=("Report this at the tf-stack-monitor issue tracker with a snapshot "
-                         "(tf-stack-monitor check --save-snapshot FILE --redact).",),
+                    fix=(
+                        "Report this at the tf-stack-monitor issue tracker with a snapshot "
+                        "(tf-stack-monitor check --save-snapshot FILE --redact).",
+                    ),
                     subject=rule.__name__,
                 )
             )
