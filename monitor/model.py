@@ -149,7 +149,11 @@ class CudnnInstall:
 
 @dataclass(frozen=True)
 class Distribution:
-    """An installed Python distribution (from its dist-info), e.g. tensorflow 2.21.0."""
+    """An installed Python distribution (from its dist-info), e.g. tensorflow 2.21.0.
+
+    name: PEP 503 normalised ("nvidia-cuda-runtime-cu12"). version: METADATA's, else the
+    dist-info directory name's. location: the sys.path directory holding the dist-info.
+    """
 
     name: str
     version: str
@@ -160,11 +164,25 @@ class Distribution:
 class TensorflowBuild:
     """What the installed TensorFlow was built for, read from files (never imported).
 
-    build_info: the raw key/value pairs of tensorflow/python/platform/build_info.py, values as
-    strings (lists joined with ",").
-    runpath: the RUNPATH/RPATH entries of TF's own shared objects, $ORIGIN expanded.
-    missing_files: TF's own native files listed in its RECORD but absent on disk.
-    requires: the Requires-Dist lines of the TF distribution.
+    package_dir: the directory holding TF's code: site-packages/tensorflow, or the sibling
+    tensorflow_core for TF 2.0/2.1.
+    distribution: the distribution whose RECORD owns that package ("tensorflow",
+    "tensorflow-gpu", "tensorflow-intel" behind the Windows stub...; "" when none has metadata).
+    version: that distribution's version, else tensorflow/include/.../version.h.
+    is_cuda_build, cuda_version, cudnn_version, compute_capabilities: from build_info, as
+    written (Windows 2.10: "64_112" / "64_8"); cuda_version_number / cudnn_version_number in
+    the 2.0-2.2 format.
+    build_info: the raw key/value pairs of tensorflow/python/platform/build_info.py in file
+    order, values as strings (lists joined with ",", booleans "True"/"False").
+    runpath: the RUNPATH (else RPATH) entries of TF's own shared objects
+    (libtensorflow_framework.so.2 first, then libtensorflow_cc.so.2 and
+    python/_pywrap_tensorflow_internal.so), $ORIGIN expanded, deduplicated, in order; entries
+    that do not exist are kept (the loader tries them too).
+    missing_files: TF's own native files (.so, .so.N, .pyd, .dll, .dylib) listed in its RECORD
+    but absent on disk (a dangling symlink counts); without a RECORD, the few every TF has.
+    requires: the Requires-Dist lines of the TF distribution, markers included.
+    error: "; "-joined problems reading it (build_info.py missing or unparsable, package
+    directory deleted); the other fields hold what could still be read.
     """
 
     package_dir: str
@@ -185,7 +203,16 @@ class TensorflowBuild:
 class PythonEnv:
     """A watched interpreter and what it has installed.
 
-    distributions: the TensorFlow family, keras, and every nvidia-* wheel.
+    executable: as given (not resolved). version: "3.11.7"; platform: sys.platform.
+    sys_path: the interpreter's sys.path (PYTHONPATH, .pth files and the user site included;
+    the "" of `-c` left out). site_packages: site.getsitepackages() plus the user site when
+    enabled, existing or not.
+    distributions: tensorflow*, tf-nightly*, keras, tf-keras, nvidia-*, torch, jax, jaxlib,
+    jax-cuda*, in import order. A name can appear twice: a shadowed copy in a later sys.path
+    directory (the first is imported), or a stale dist-info beside the real one.
+    tensorflow: the TensorFlow `import tensorflow` would find; None when there is none.
+    error: the interpreter could not be asked (not found, not executable, timed out, crashed,
+    no answer); then only `executable` is set.
     """
 
     executable: str
