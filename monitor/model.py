@@ -74,7 +74,12 @@ class HostInfo:
 
 @dataclass(frozen=True)
 class GpuInfo:
-    """One GPU as NVML reports it. compute_capability is "major.minor", e.g. "8.6"."""
+    """One GPU as NVML reports it. compute_capability is "major.minor", e.g. "8.6".
+
+    error: what failed, "; "-joined as "nvmlDeviceGetName: GPU is lost"; the fields whose query
+    failed keep their defaults. error_code: the first failure's NVML name
+    ("NVML_ERROR_GPU_IS_LOST").
+    """
 
     index: int
     name: str = ""
@@ -83,6 +88,7 @@ class GpuInfo:
     memory_total_mib: int | None = None
     pci_bus_id: str = ""
     error: str | None = None
+    error_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,8 +99,20 @@ class DriverInfo:
     driver_version: user-space driver version ("550.54.14"), from nvmlSystemGetDriverVersion.
     cuda_driver_version: the newest CUDA the driver supports ("12.4").
     kernel_module_version: from /proc/driver/nvidia/version (Linux), None where absent.
-    error / error_code: the NVML error text and its symbolic name
-    ("NVML_ERROR_LIB_RM_VERSION_MISMATCH").
+    kernel_module_open: the "Open Kernel Module" flavour (needs a Turing or newer GPU); None
+    where the kernel module version is unknown.
+    nvml_library: the NVML file the monitor's process loaded, as the loader named it
+    ("/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"); set whenever it loaded, even if init failed.
+    nvml_library_version: the driver version in the loaded file's real name
+    (libnvidia-ml.so.550.54.14): the user-space version even when nvmlInit fails.
+    nvml_library_replaced: the NVML file this process had loaded was since deleted or replaced
+    on disk (a driver upgrade while it ran), so the other facts were read by a fresh child
+    process: they are what a newly started program (TensorFlow) sees.
+    error / error_code: why NVML could not be used: the NVML error text and its symbolic name
+    ("NVML_ERROR_LIB_RM_VERSION_MISMATCH"), or "PYNVML_IMPORT_ERROR" when the bindings are
+    missing.
+    query_errors: (what, error) for facts that could not be read although NVML initialised,
+    and for an unreadable or unrecognised /proc version file ("kernel_module_version").
     """
 
     nvml_loaded: bool = False
@@ -106,6 +124,10 @@ class DriverInfo:
     gpus: tuple[GpuInfo, ...] = ()
     error: str | None = None
     error_code: str | None = None
+    kernel_module_open: bool | None = None
+    nvml_library_version: str | None = None
+    nvml_library_replaced: bool = False
+    query_errors: tuple[tuple[str, str], ...] = ()
 
 
 # --------------------------------------------------------------------------- toolkits
@@ -115,9 +137,13 @@ class DriverInfo:
 class CudaToolkit:
     """One CUDA toolkit install.
 
-    origin: how it was found ("/usr/local/cuda*", "CUDA_HOME", "CUDA_PATH", "CUDA_PATH_V12_2",
-    "nvcc on PATH", "conda", "Program Files").
-    version_source: "version.json", "version.txt", "nvcc" or "" when unknown.
+    root: the real directory (symlinks followed; several ways to the same root are one toolkit).
+    origin: how it was found, "; "-joined when found several ways ("/usr/local/cuda -> cuda-12.4",
+    "/usr/local/cuda-*", "/opt/cuda", "CUDA_HOME", "CUDA_PATH", "CUDA_PATH_V12_2", "nvcc on PATH",
+    "conda", "Program Files").
+    version_source: "version.json", "version.txt", "conda-meta", "nvcc" or "" when unknown.
+    error: what went wrong reading it (a garbage version.json, a dangling CUDA_HOME...), even
+    when a later source still gave the version.
     active: the toolkit a build or a user's shell would use (first nvcc on PATH, else CUDA_HOME /
     CUDA_PATH).
     """
@@ -136,6 +162,7 @@ class CudnnInstall:
 
     source: "header" (cudnn_version.h / cudnn.h), "library" (a libcudnn file), "pip"
     (nvidia-cudnn-cu* wheel under site-packages/nvidia/cudnn).
+    location: the header or library file (symlinks followed), or the wheel's nvidia/cudnn dir.
     """
 
     location: str
@@ -236,8 +263,16 @@ class LibraryFile:
 
     via: why the loader looks there: "LD_LIBRARY_PATH", "RUNPATH", "ld.so.cache", "default",
     "pip", "PATH", "CUDA_PATH", "application dir", "System32", "add_dll_directory".
+    Also "RPATH" (a caller without RUNPATH), "Windows dir", "DLL load dir" (the directory of the
+    .pyd whose imports these are); and, for candidates the loader would not look at, "toolkit"
+    (a CUDA toolkit's lib dirs), "conda", "driver" (NVIDIA driver dirs such as /usr/lib/wsl/lib
+    or NVSMI), "ld.so.conf" (listed there but not in the cache: ldconfig was not run).
     version: the library's own version where it could be told ("12.9.79", "9.3.0").
     version_source: "soname", "file name", "version function", "".
+    real_path: the file `path` leads to after following symlinks ("" when not followed or
+    the same); its name is where a "file name" version comes from.
+    error: why the loader would skip it ("wrong ELF class: 32-bit") or fail on it ("not an
+    ELF file"); on a resolved file it means the load fails.
     """
 
     path: str
@@ -246,6 +281,7 @@ class LibraryFile:
     version: str | None = None
     version_source: str = ""
     error: str | None = None
+    real_path: str = ""
 
 
 @dataclass(frozen=True)
@@ -262,6 +298,7 @@ class LibraryResolution:
     required: TF cannot use the GPU without it (False: cupti, nccl, nvml... degrade features).
     on_path_only: Windows: found on PATH but not in the directories a Python >= 3.8 extension
     module's dependencies are searched in.
+    searched: the directories the loader would try, in order, each as "via: directory".
     """
 
     role: str
@@ -272,6 +309,7 @@ class LibraryResolution:
     candidates: tuple[LibraryFile, ...] = ()
     on_path_only: LibraryFile | None = None
     note: str = ""
+    searched: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- environment
@@ -279,7 +317,13 @@ class LibraryResolution:
 
 @dataclass(frozen=True)
 class PathEntry:
-    """One directory of a search-path variable, in order."""
+    """One directory of a search-path variable, in order, as written in the variable.
+
+    An empty or relative entry depends on the current directory of whoever searches: it is not
+    checked (exists and is_dir False) and `note` says so. writable_by_others is POSIX only
+    (Windows ACLs are not read: always False there). cuda_version: "major.minor" of the CUDA
+    toolkit the directory belongs to.
+    """
 
     path: str
     exists: bool = True
@@ -287,6 +331,7 @@ class PathEntry:
     writable_by_others: bool = False
     is_system: bool = False
     cuda_version: str | None = None
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -310,11 +355,16 @@ class EnvironmentInfo:
 
 @dataclass(frozen=True)
 class RuntimeDll:
-    """A Windows C++ runtime DLL (msvcp140.dll, vcruntime140_1.dll...) and where it was found."""
+    """A Windows C++ runtime DLL (msvcp140.dll, vcruntime140_1.dll...) and where it was found.
+
+    path: None when absent. version: the PE file version ("14.38.33135.0"); error: why the
+    version could not be read from a file that is there.
+    """
 
     name: str
     path: str | None = None
     version: str | None = None
+    error: str | None = None
 
 
 # --------------------------------------------------------------------------- inventory
@@ -361,13 +411,92 @@ class Finding:
 
 
 @dataclass(frozen=True)
+class LoadTestStep:
+    """One step of the load test child (import, build_info, gpus, matmul, train, memory...).
+
+    ok False with no `detail` never happens: a failed step says why. data: the step's other
+    values as strings, for evidence ("device", "/job:localhost/replica:0/task:0/device:GPU:0").
+    """
+
+    name: str
+    ok: bool = False
+    seconds: float = 0.0
+    detail: str = ""
+    data: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class GpuSample:
+    """One GPU as NVML saw it at one moment of a load test.
+
+    t_s: seconds since the load test started. pids: the compute processes on the GPU (host
+    PIDs: inside a container NVML may show other numbers, or none). throttle_reasons: NVML's
+    clock event reason names ("sw_power_cap", "hw_thermal_slowdown", ...), idle excluded.
+    None is "NVML could not tell"; `error` says why when the whole sample failed.
+    """
+
+    index: int
+    uuid: str = ""
+    name: str = ""
+    t_s: float = 0.0
+    utilization_gpu: int | None = None
+    memory_used_mib: int | None = None
+    memory_total_mib: int | None = None
+    pids: tuple[int, ...] = ()
+    sm_clock_mhz: int | None = None
+    max_sm_clock_mhz: int | None = None
+    throttle_reasons: tuple[str, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class LoadTestResult:
-    """Placeholder for the GPU load test (issue 3); stored with a report when it ran."""
+    """The GPU load test of one watched interpreter: did TensorFlow compute on the GPU?
+
+    outcome: "gpu" (matmul on the GPU matched the CPU, and the Keras step passed),
+    "cpu-only" (TF works but used no GPU: `findings` say why), "failed" (a step failed, or
+    the child exited non-zero), "timeout" (killed after `timeout`), "crashed" (killed by a
+    signal / an access violation). ok is outcome == "gpu".
+    last_step: the step that was running when the child stopped (the last one started).
+    exit_code: the child's return code as subprocess reports it (-11: killed by SIGSEGV);
+    signal: that signal's name. gflops: the GPU matmul; cpu_gflops: the CPU matmul (run
+    when no GPU was used). gpu_uuid: the NVML GPU the child ran on, where it could be told.
+    max_utilization_gpu / child_seen_on_gpu: from the NVML samples (None: NVML unavailable).
+    gpu_samples: a thinned-out series of them.
+    """
 
     python: str
-    ok: bool
-    device: str = ""
+    ok: bool = False
+    outcome: str = ""
     detail: str = ""
+    started_at: str = ""
+    duration_s: float = 0.0
+    last_step: str | None = None
+    steps: tuple[LoadTestStep, ...] = ()
+    tf_version: str = ""
+    built_with_cuda: bool | None = None
+    build_info: tuple[tuple[str, str], ...] = ()
+    physical_gpus: int | None = None
+    logical_gpus: int | None = None
+    device: str = ""
+    device_placement: str = ""
+    gpu_uuid: str = ""
+    matmul_size: int = 0
+    gflops: float | None = None
+    cpu_gflops: float | None = None
+    import_seconds: float | None = None
+    peak_memory_mib: float | None = None
+    loaded_libraries: tuple[str, ...] = ()
+    max_utilization_gpu: int | None = None
+    max_memory_used_mib: int | None = None
+    child_seen_on_gpu: bool | None = None
+    nvml_error: str | None = None
+    gpu_samples: tuple[GpuSample, ...] = ()
+    exit_code: int | None = None
+    signal: str | None = None
+    timed_out: bool = False
+    stderr_tail: str = ""
+    findings: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True)

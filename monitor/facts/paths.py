@@ -19,13 +19,13 @@ class Root:
     root: str = "/"
 
     def path(self, system_path: str) -> str:
-        """The real location of `system_path` under this root."""
+        """The real location of `system_path` under this root (itself when the root is "/")."""
+        if self.root in ("", "/"):
+            return system_path
         drive, rest = ntpath.splitdrive(system_path)
         if drive and len(drive) == 2 and drive[1] == ":":
             parts = [part for part in rest.replace("\\", "/").split("/") if part]
             return os.path.join(self.root, drive[0].upper(), *parts)
-        if self.root in ("", "/"):
-            return system_path
         return os.path.join(self.root, system_path.lstrip("/"))
 
     def system(self, real_path: str) -> str:
