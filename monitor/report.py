@@ -6,6 +6,7 @@ JSON_SCHEMA when a field changes meaning or goes away (adding fields does not bu
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 
 from monitor.compat import build_version
@@ -28,6 +29,10 @@ LINK_TITLES = {
     Link.RUNTIME: "VC++ runtime",
 }
 
+WRAP = 100
+# A summary that starts with this marker is a state we could not judge (no driver, no cuDNN
+# found): shown with a neutral "-" instead of a green tick.
+_UNKNOWN = "?"
 _MARKS = {Severity.ERROR: "✗", Severity.WARNING: "!", Severity.INFO: "i"}
 _ASCII_MARKS = {Severity.ERROR: "X", Severity.WARNING: "!", Severity.INFO: "i"}
 _COLOURS = {Severity.ERROR: "31", Severity.WARNING: "33", Severity.INFO: "36"}
@@ -86,11 +91,15 @@ def render_text(report: Report, colour: bool = False, unicode: bool = True) -> s
         if summary is None and not findings:
             continue
         worst = min((f.severity for f in findings), key=lambda s: -s.rank, default=None)
-        mark = (
-            paint(_COLOURS[worst], marks[worst])
-            if worst
-            else paint("32", "ok" if not unicode else "✓")
-        )
+        unknown = bool(summary and summary.startswith(_UNKNOWN))
+        if unknown and summary:
+            summary = summary[len(_UNKNOWN) :]
+        if worst:
+            mark = paint(_COLOURS[worst], marks[worst])
+        elif unknown:
+            mark = "-"
+        else:
+            mark = paint("32", "✓" if unicode else "+")
         lines.append(f"{mark} {LINK_TITLES[link]:<{width}}  {summary or ''}".rstrip())
         for finding in findings:
             lines.extend(_finding_lines(finding, paint, marks))
@@ -111,7 +120,17 @@ def _finding_lines(finding: Finding, paint: Callable[[str, str], str], marks) ->
     head = f"    {paint(colour, marks[finding.severity])} {finding.title}  [{finding.id}]"
     lines = [head]
     for text in finding.detail.splitlines():
-        lines.append(f"        {text}" if text else "")
+        lines.extend(
+            textwrap.wrap(
+                text,
+                WRAP,
+                initial_indent=" " * 8,
+                subsequent_indent=" " * 8,
+                break_on_hyphens=False,
+                break_long_words=False,
+            )
+            or [""]
+        )
     if finding.evidence:
         lines.append("        Evidence:")
         lines.extend(f"          {name}: {value}" for name, value in finding.evidence)
@@ -139,15 +158,15 @@ def _driver_summary(inv: Inventory) -> str | None:
     if d.nvml_loaded and d.driver_version:
         cuda = f" (supports CUDA {d.cuda_driver_version})" if d.cuda_driver_version else ""
         return f"NVIDIA {d.driver_version}{cuda}"
-    return f"not available: {d.error}" if d.error else "not available"
+    return _UNKNOWN + (f"not available: {d.error}" if d.error else "not available")
 
 
 def _gpu_summary(inv: Inventory) -> str | None:
     gpus = inv.driver.gpus
     if not inv.driver.nvml_loaded:
-        return "unknown (no driver)"
+        return _UNKNOWN + "unknown (no driver)"
     if not gpus:
-        return "none found"
+        return _UNKNOWN + "none found"
     names = [f"{g.index}: {g.name or '?'} (CC {g.compute_capability or '?'})" for g in gpus]
     return "; ".join(names)
 
@@ -177,7 +196,7 @@ def _cudnn_summary(inv: Inventory) -> str | None:
     if inv.cudnn:
         first = inv.cudnn[0]
         return f"{first.version or 'unknown version'} at {first.location} ({first.source})"
-    return "not found"
+    return _UNKNOWN + "not found"
 
 
 def _libraries_summary(inv: Inventory) -> str | None:
@@ -197,7 +216,7 @@ def _tensorflow_summary(inv: Inventory) -> str | None:
         build = f"CUDA {cuda}, cuDNN {cudnn}" if tf.is_cuda_build else "CPU-only build"
         where = f" in {py.executable}" if len(inv.pythons) > 1 else ""
         parts.append(f"{tf.distribution or 'tensorflow'} {tf.version} ({build}){where}")
-    return "; ".join(parts) if parts else "not installed in a watched interpreter"
+    return "; ".join(parts) if parts else _UNKNOWN + "not installed in a watched interpreter"
 
 
 def _python_summary(inv: Inventory) -> str | None:

@@ -80,3 +80,20 @@ def test_headline_counts_warnings():
     warn = Finding("x", Severity.WARNING, Link.GPU, "Slow first start")
     assert headline(report(warn, warn)) == "WARNINGS: 2 warnings. Slow first start"
     assert exit_code(report(warn)) == 1
+
+
+def test_links_that_could_not_be_judged_get_a_neutral_mark():
+    from dataclasses import replace
+
+    from monitor.model import DriverInfo
+
+    inventory = replace(scenarios.linux_tf221_pip(), driver=DriverInfo(error="NVML not found"))
+    text = render_text(Report(inventory=inventory))
+    gpu_line = next(line for line in text.splitlines() if "GPU" in line)
+    assert gpu_line.startswith("- GPU") and "unknown (no driver)" in gpu_line
+    assert "?" not in gpu_line
+
+
+def test_long_details_are_wrapped():
+    long = Finding("x", Severity.ERROR, Link.GPU, "t", detail="word " * 60)
+    assert all(len(line) <= 100 for line in render_text(report(long)).splitlines())

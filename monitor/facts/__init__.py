@@ -9,12 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from monitor.facts.host import current_os, probe_host
 from monitor.facts.paths import Root
-from monitor.model import DriverInfo, EnvironmentInfo, Inventory
+from monitor.model import DriverInfo, EnvironmentInfo, Inventory, PythonEnv
 
 T = TypeVar("T")
 
@@ -42,6 +43,23 @@ def collect_inventory(
             errors.append(f"{name} probe failed: {type(exc).__name__}: {exc}")
             return default
 
+    # Starting the watched interpreters is the slowest step: run it while the other probes read.
+    executables = pythons if pythons else tensorflow.default_interpreters(env, sys.executable)
+    python_results: list[PythonEnv | None] = [None] * len(executables)
+
+    def probe_one(index: int, exe: str) -> None:
+        python_results[index] = guarded(
+            f"python {exe}",
+            None,
+            lambda: tensorflow.probe_python(exe, fs_root, env, timeout=python_timeout),
+        )
+
+    workers = [
+        threading.Thread(target=probe_one, args=(i, exe), name=f"probe-python-{i}", daemon=True)
+        for i, exe in enumerate(executables)
+    ]
+    for worker in workers:
+        worker.start()
     host = probe_host(fs_root, env, os_name)
     env_info = guarded(
         "environment",
@@ -54,16 +72,9 @@ def collect_inventory(
         lambda: driver.probe_driver(fs_root, library_path=nvml_library),
     )
     found_toolkits = guarded("toolkits", (), lambda: toolkits.probe_toolkits(fs_root, env, os_name))
-    executables = pythons if pythons else tensorflow.default_interpreters(env, sys.executable)
-    envs = tuple(
-        guarded(
-            f"python {exe}",
-            None,
-            lambda exe=exe: tensorflow.probe_python(exe, fs_root, env, timeout=python_timeout),
-        )
-        for exe in executables
-    )
-    python_envs = tuple(e for e in envs if e is not None)
+    for worker in workers:
+        worker.join()
+    python_envs = tuple(e for e in python_results if e is not None)
     site_packages = [site for py in python_envs for site in py.site_packages]
     found_cudnn = guarded(
         "cudnn",

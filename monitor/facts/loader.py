@@ -24,6 +24,7 @@ Windows: see loader_windows. Paths are system paths: the Root maps them to this 
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import platform
 import posixpath
@@ -239,6 +240,7 @@ class _Fs:
 # --------------------------------------------------------------------------- helpers
 
 
+@functools.lru_cache(maxsize=4096)
 def _split_soname(name: str) -> tuple[str, str] | None:
     match = _SONAME_FORM.fullmatch(name)
     return (match.group("base"), match.group("suffix")) if match else None
