@@ -429,10 +429,11 @@ class LoadTestStep:
 class GpuSample:
     """One GPU as NVML saw it at one moment of a load test.
 
-    t_s: seconds since the load test started. pids: the compute processes on the GPU (host
-    PIDs: inside a container NVML may show other numbers, or none). throttle_reasons: NVML's
-    clock event reason names ("sw_power_cap", "hw_thermal_slowdown", ...), idle excluded.
-    None is "NVML could not tell"; `error` says why when the whole sample failed.
+    t_s: seconds since the load test started. processes: the compute processes on the GPU as
+    (pid, used MiB or None where NVML cannot tell); host PIDs: inside a container NVML may
+    show other numbers, or none. throttle_reasons: NVML's clock event reason names
+    ("sw_power_cap", "hw_thermal_slowdown", ...), idle excluded. None is "NVML could not
+    tell"; `error` says why when the whole sample failed.
     """
 
     index: int
@@ -442,7 +443,7 @@ class GpuSample:
     utilization_gpu: int | None = None
     memory_used_mib: int | None = None
     memory_total_mib: int | None = None
-    pids: tuple[int, ...] = ()
+    processes: tuple[tuple[int, int | None], ...] = ()
     sm_clock_mhz: int | None = None
     max_sm_clock_mhz: int | None = None
     throttle_reasons: tuple[str, ...] = ()

@@ -524,7 +524,10 @@ def _sample_gpu(pynvml: Any, index: int) -> Any:
         if processes is not None or len(failures) > before:
             break
     if processes is not None:
-        fields["pids"] = tuple(int(p.pid) for p in processes)
+        fields["processes"] = tuple(
+            (int(p.pid), None if p.usedGpuMemory is None else int(p.usedGpuMemory) // _MIB)
+            for p in processes
+        )
     sm = getattr(pynvml, "NVML_CLOCK_SM", 1)
     clock = query("nvmlDeviceGetClockInfo", handle, sm)
     if clock is not None:
