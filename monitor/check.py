@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from monitor import __version__
 from monitor.facts import collect_inventory
@@ -41,3 +42,38 @@ def run_check(
         python_timeout=python_timeout,
     )
     return judge(inventory, started)
+
+
+def with_load_tests(
+    report: Report,
+    timeout: float = 120.0,
+    nvml_library: str | None = None,
+    pythons: Sequence[str] | None = None,
+) -> Report:
+    """Run the GPU load test in each watched interpreter that has TensorFlow; merge findings.
+
+    The load test of an interpreter whose check already failed to read it is skipped.
+    """
+    from monitor.loadtest.last_good import previous_good, remember
+    from monitor.loadtest.runner import run_load_test
+    from monitor.rules import sort_findings
+
+    inventory = report.inventory
+    chosen = [
+        py.executable
+        for py in inventory.pythons
+        if py.tensorflow is not None and (not pythons or py.executable in pythons)
+    ]
+    results = []
+    for python in chosen:
+        result = run_load_test(
+            python,
+            inventory,
+            timeout=timeout,
+            nvml_library=nvml_library,
+            previous=previous_good(python),
+        )
+        remember(result)
+        results.append(result)
+    findings = sort_findings((*report.findings, *(f for r in results for f in r.findings)))
+    return replace(report, load_tests=(*report.load_tests, *results), findings=findings)

@@ -38,53 +38,80 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=CHECK_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    check.add_argument(
-        "--python",
-        action="append",
-        metavar="PATH",
-        dest="pythons",
-        help="a Python interpreter whose TensorFlow to check (repeatable; "
-        "default: the python on PATH, plus this one if it has TensorFlow)",
-    )
-    check.add_argument("--json", action="store_true", help="print the report as JSON")
-    check.add_argument(
-        "--save-snapshot",
-        metavar="FILE",
-        help="also write the whole inventory and report to FILE (a support bundle)",
-    )
+    _add_common_options(check)
     check.add_argument(
         "--snapshot", metavar="FILE", help="judge a saved snapshot instead of this machine"
-    )
-    check.add_argument(
-        "--redact",
-        action="store_true",
-        help="replace user name, home path and host name in the output and snapshot",
-    )
-    check.add_argument(
-        "--nvml-library", metavar="PATH", help="load NVML from this file instead of the system's"
     )
     check.add_argument(
         "--root",
         default="/",
         metavar="DIR",
-        help="read the machine's files under DIR (for offline diagnosis of a "
-        "mounted disk; default /)",
+        help="read the machine's files under DIR (for offline diagnosis of a mounted disk; "
+        "default /)",
     )
     check.add_argument(
+        "--gpu-test",
+        action="store_true",
+        help="also run the GPU load test in each watched interpreter",
+    )
+    check.set_defaults(handler=_check)
+
+    gpu_test = commands.add_parser(
+        "gpu-test",
+        help="prove TensorFlow computes on the GPU (matmul + Keras step in a child process)",
+        description="Run the check, then in each watched interpreter a child process that "
+        "imports TensorFlow, lists the GPUs, runs a matmul on /GPU:0 checked against the CPU "
+        "and a Keras train step, and reports what stopped it if anything did.",
+        epilog="exit codes: 0 healthy, 1 warnings only, 2 broken, 3 the check itself failed",
+    )
+    _add_common_options(gpu_test)
+    gpu_test.set_defaults(handler=_check, gpu_test=True, snapshot=None, root="/")
+    return parser
+
+
+def _add_common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--python",
+        action="append",
+        metavar="PATH",
+        dest="pythons",
+        help="a Python interpreter whose TensorFlow to check (repeatable; default: the python "
+        "on PATH, plus this one if it has TensorFlow)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--save-snapshot",
+        metavar="FILE",
+        help="also write the whole inventory and report to FILE (a support bundle)",
+    )
+    parser.add_argument(
+        "--redact",
+        action="store_true",
+        help="replace user name, home path and host name in the output and snapshot",
+    )
+    parser.add_argument(
+        "--nvml-library", metavar="PATH", help="load NVML from this file instead of the system's"
+    )
+    parser.add_argument(
         "--python-timeout",
         type=float,
         default=10.0,
         metavar="SECONDS",
         help="give up on a watched interpreter after this long (default 10)",
     )
-    check.add_argument(
+    parser.add_argument(
+        "--gpu-test-timeout",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="give up on a GPU load test after this long (default 120)",
+    )
+    parser.add_argument(
         "--color",
         choices=("auto", "always", "never"),
         default="auto",
         help="colour the text output (default: only on a terminal)",
     )
-    check.set_defaults(handler=_check)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,6 +140,12 @@ def _check(args: argparse.Namespace) -> int:
                 pythons=args.pythons,
                 nvml_library=args.nvml_library,
                 python_timeout=args.python_timeout,
+            )
+        if args.gpu_test and not args.snapshot:
+            from monitor.check import with_load_tests
+
+            report = with_load_tests(
+                report, timeout=args.gpu_test_timeout, nvml_library=args.nvml_library
             )
     except (OSError, SnapshotError) as exc:
         print(f"tf-stack-monitor: cannot check: {exc}", file=sys.stderr)

@@ -10,7 +10,16 @@ import textwrap
 from collections.abc import Callable
 
 from monitor.compat import build_version
-from monitor.model import Finding, Inventory, Link, Report, Severity, Verdict, to_jsonable
+from monitor.model import (
+    Finding,
+    Inventory,
+    Link,
+    LoadTestResult,
+    Report,
+    Severity,
+    Verdict,
+    to_jsonable,
+)
 
 JSON_SCHEMA = 1
 
@@ -103,6 +112,10 @@ def render_text(report: Report, colour: bool = False, unicode: bool = True) -> s
         lines.append(f"{mark} {LINK_TITLES[link]:<{width}}  {summary or ''}".rstrip())
         for finding in findings:
             lines.extend(_finding_lines(finding, paint, marks))
+    for result in report.load_tests:
+        while lines and not lines[-1]:
+            lines.pop()
+        lines.extend(_load_test_lines(result, paint, unicode))
     for error in inv.probe_errors:
         lines.append(paint("31", f"Internal: {error}"))
     while lines and not lines[-1]:
@@ -141,6 +154,47 @@ def _finding_lines(finding: Finding, paint: Callable[[str, str], str], marks) ->
             lines.append(f"          {number}. {first}")
             lines.extend(f"             {more}" for more in rest)
     lines.append("")
+    return lines
+
+
+def _load_test_lines(result: LoadTestResult, paint, unicode: bool) -> list[str]:
+    """The GPU load test of one interpreter: outcome, figures, steps."""
+    good = result.outcome == "gpu"
+    symbol = ("✓" if unicode else "+") if good else ("✗" if unicode else "X")
+    mark = paint("32" if good else "31", symbol)
+    outcome = {
+        "gpu": "TensorFlow computed on the GPU",
+        "cpu-only": "TensorFlow works, but on the CPU only",
+        "failed": "the load test failed",
+        "timeout": "the load test timed out",
+        "crashed": "the load test crashed",
+    }.get(result.outcome, result.outcome or "unknown")
+    lines = ["", f"{mark} GPU load test  {outcome} ({result.python})"]
+    figures = []
+    if result.device:
+        figures.append(f"device {result.device}")
+    if result.gflops is not None:
+        figures.append(f"matmul {result.gflops:,.0f} GFLOP/s on the GPU")
+    if result.cpu_gflops is not None:
+        figures.append(f"matmul {result.cpu_gflops:,.0f} GFLOP/s on the CPU")
+    if result.import_seconds is not None:
+        figures.append(f"import tensorflow {result.import_seconds:.1f} s")
+    if result.peak_memory_mib is not None:
+        figures.append(f"peak GPU memory {result.peak_memory_mib:,.0f} MiB")
+    if result.max_utilization_gpu is not None:
+        figures.append(f"NVML: up to {result.max_utilization_gpu}% busy")
+    if figures:
+        lines.append("    " + "; ".join(figures))
+    steps = ", ".join(
+        f"{step.name} {'ok' if step.ok else 'FAILED'} ({step.seconds:.2f} s)"
+        for step in result.steps
+    )
+    if steps:
+        lines.extend(
+            textwrap.wrap(
+                "steps: " + steps, WRAP, initial_indent="    ", subsequent_indent="      "
+            )
+        )
     return lines
 
 

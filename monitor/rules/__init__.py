@@ -43,6 +43,11 @@ def evaluate(inventory: Inventory) -> tuple[Finding, ...]:
                     subject=rule.__name__,
                 )
             )
+    return sort_findings(findings)
+
+
+def sort_findings(findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    """Most severe first, then in chain order."""
     return tuple(
         sorted(findings, key=lambda f: (-f.severity.rank, _LINK_ORDER[f.link], f.id, f.subject))
     )
