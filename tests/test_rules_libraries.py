@@ -506,7 +506,8 @@ def test_cudart12_symlink_to_cudart11_is_wrong_version_not_shadowed():
     assert "unset LD_LIBRARY_PATH" in fix
 
 
-def test_cudnn9_name_on_a_cudnn8_file_is_wrong_version():
+def cudnn8_file_named_libcudnn_so_9() -> Inventory:
+    """The cuDNN wheel's libcudnn.so.9 overwritten by a cuDNN 8.9.7 file."""
     bad = LibraryFile(
         path=f"{LINUX_SITE}/nvidia/cudnn/lib/libcudnn.so.9",
         via="RUNPATH",
@@ -514,23 +515,42 @@ def test_cudnn9_name_on_a_cudnn8_file_is_wrong_version():
         version="8.9.7",
         version_source="version function",
     )
-    inv = change_libraries(linux_tf221_pip(), wanted=("libcudnn.so.9",), resolved=bad)
-    finding = only(run(library_wrong_version, inv), "library-wrong-version")
-    assert "libcudnn.so.8" in finding.title
-    assert "--force-reinstall --no-deps nvidia-cudnn-cu12==9.10.2.21" in fix_text(finding)
+    return change_libraries(linux_tf221_pip(), wanted=("libcudnn.so.9",), resolved=bad)
 
 
-def test_version_alone_can_tell_the_wrong_major():
+def cudnn7_file_named_cudnn64_8() -> Inventory:
+    """A cuDNN 7.6.5 DLL renamed to cudnn64_8.dll in the CUDA toolkit's bin directory."""
     bad = LibraryFile(
         path=f"{WIN_CUDA}\\bin\\cudnn64_8.dll",
         via="PATH",
         version="7.6.5",
         version_source="version function",
     )
-    inv = change_libraries(windows_tf210(), wanted=("cudnn64_8.dll",), resolved=bad)
-    finding = only(run(library_wrong_version, inv), "library-wrong-version")
+    return change_libraries(windows_tf210(), wanted=("cudnn64_8.dll",), resolved=bad)
+
+
+def test_cudnn9_name_on_a_cudnn8_file_is_wrong_version():
+    finding = only(
+        run(library_wrong_version, cudnn8_file_named_libcudnn_so_9()), "library-wrong-version"
+    )
+    assert "libcudnn.so.8" in finding.title
+    assert "--force-reinstall --no-deps nvidia-cudnn-cu12==9.10.2.21" in fix_text(finding)
+
+
+def test_version_alone_can_tell_the_wrong_major():
+    finding = only(
+        run(library_wrong_version, cudnn7_file_named_cudnn64_8()), "library-wrong-version"
+    )
     assert finding.subject == "cudnn64_8.dll"
     assert "del" in fix_text(finding)
+
+
+@pytest.mark.parametrize("make", [cudnn8_file_named_libcudnn_so_9, cudnn7_file_named_cudnn64_8])
+def test_cudnn_of_another_major_is_one_finding_across_rule_modules(make):
+    """cudnn.cudnn-version-mismatch leaves a different major to library-wrong-version."""
+    findings = evaluate(make())
+    only(findings, "library-wrong-version")
+    assert [f for f in findings if f.id == "cudnn-version-mismatch"] == []
 
 
 @pytest.mark.parametrize(

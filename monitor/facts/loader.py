@@ -34,12 +34,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from monitor import compat
-from monitor.facts import elf, ldcache, loader_elf, loader_versions
+from monitor.facts import elf, ldcache, loader_elf, loader_versions, syspath
 from monitor.facts.paths import Root
 from monitor.model import CudaToolkit, LibraryFile, LibraryResolution, PythonEnv, TensorflowBuild
 
 DRIVER_ROLES = ("cuda_driver", "nvml")
-_MAX_LINKS = 40
 _MAX_CONF_FILES = 200
 # A dependency found through its parent library's own RUNPATH (and, as a last resort, in the
 # interpreter's pip wheel directories).
@@ -159,38 +158,10 @@ class _Fs:
             except ValueError:  # an embedded NUL
                 return None, errno.EINVAL
             return os.path.realpath(system_path), 0
-        pending = [part for part in system_path.split("/") if part][::-1]
-        resolved, links = "/", 0
-        while pending:
-            part = pending.pop()
-            if part == ".":
-                continue
-            if part == "..":
-                resolved = posixpath.dirname(resolved)
-                continue
-            candidate = posixpath.join(resolved, part)
-            try:
-                info = os.lstat(self.real(candidate))
-            except OSError as exc:
-                return None, exc.errno or errno.EIO
-            except ValueError:
-                return None, errno.EINVAL
-            if stat.S_ISLNK(info.st_mode):
-                links += 1
-                if links > _MAX_LINKS:
-                    return None, errno.ELOOP
-                try:
-                    target = os.readlink(self.real(candidate))
-                except OSError as exc:
-                    return None, exc.errno or errno.EIO
-                if target.startswith("/"):
-                    resolved = "/"
-                pending.extend(part for part in target.split("/")[::-1] if part)
-                continue
-            if pending and not stat.S_ISDIR(info.st_mode):
-                return None, errno.ENOTDIR
-            resolved = candidate
-        return resolved, 0
+        final, exc = syspath.follow_links(self.root, system_path, strict=True)
+        if exc is not None:
+            return None, exc.errno or errno.EIO
+        return final, 0
 
     def directory(self, system_dir: str) -> str | None:
         """The resolved system path of a directory, None when it is not one."""

@@ -26,6 +26,7 @@ import struct
 from collections.abc import Mapping, Sequence
 
 from monitor import compat
+from monitor.facts import syspath
 from monitor.facts.paths import Root
 from monitor.model import CudaToolkit, LibraryFile, LibraryResolution, PythonEnv
 from monitor.versions import parse_version
@@ -34,14 +35,6 @@ DRIVER_ROLES = ("cuda_driver", "nvml")
 _PE_MACHINES = {0x8664: "x64", 0x14C: "x86 (32-bit)", 0xAA64: "ARM64", 0x1C4: "ARM (32-bit)"}
 _OTHER_MAJOR = re.compile(r"(?P<stem>.+64_)(?P<major>\d+)\.dll", re.IGNORECASE)
 _DRIVE_ABSOLUTE = re.compile(r"[A-Za-z]:[\\/]")
-
-
-def env_get(env: Mapping[str, str], name: str) -> str | None:
-    """A variable's value, the name matched case-insensitively as Windows does."""
-    if name in env:
-        return env[name]
-    upper = name.upper()
-    return next((v for k, v in env.items() if k.upper() == upper), None)
 
 
 def probe_windows(
@@ -111,7 +104,11 @@ class _WindowsProbe:
         self._dirs: dict[str, str | None] = {}
         self._listings: dict[str, dict[str, str]] = {}
         self.path_dirs, self.path_notes = self._path_dirs()
-        system_root = env_get(env, "SystemRoot") or env_get(env, "windir") or "C:\\Windows"
+        system_root = (
+            syspath.env_get(env, "SystemRoot", "windows")
+            or syspath.env_get(env, "windir", "windows")
+            or "C:\\Windows"
+        )
         self.windows_dir = ntpath.normpath(system_root.strip().strip('"'))
 
     # ------------------------------------------------------------------ file system
@@ -169,7 +166,7 @@ class _WindowsProbe:
 
     def _path_dirs(self) -> tuple[list[str], list[str]]:
         dirs, notes = [], []
-        for raw in (env_get(self.env, "PATH") or "").split(";"):
+        for raw in (syspath.env_get(self.env, "PATH", "windows") or "").split(";"):
             entry = raw.strip().strip('"').strip()
             if not entry:
                 continue
@@ -261,7 +258,7 @@ class _WindowsProbe:
         for toolkit in self.toolkits:
             if _DRIVE_ABSOLUTE.match(toolkit.root):
                 pairs.append(("toolkit", ntpath.join(toolkit.root, "bin")))
-        conda = env_get(self.env, "CONDA_PREFIX")
+        conda = syspath.env_get(self.env, "CONDA_PREFIX", "windows")
         if conda and _DRIVE_ABSOLUTE.match(conda):
             pairs.append(("conda", ntpath.join(conda, "Library", "bin")))
         if python is not None:
@@ -271,7 +268,7 @@ class _WindowsProbe:
                 nvidia = ntpath.join(site, "nvidia")
                 for name in self.listing(nvidia).values():
                     pairs.append(("pip", ntpath.join(nvidia, name, "bin")))
-        program_files = env_get(self.env, "ProgramFiles") or "C:\\Program Files"
+        program_files = syspath.env_get(self.env, "ProgramFiles", "windows") or "C:\\Program Files"
         pairs.append(("driver", ntpath.join(program_files, "NVIDIA Corporation", "NVSMI")))
         return pairs
 

@@ -8,6 +8,7 @@ that tree. Nothing here raises for a missing or unreadable file.
 
 from __future__ import annotations
 
+import errno
 import ntpath
 import os
 import posixpath
@@ -78,6 +79,26 @@ def resolve(root: Root, system_path: str, os_name: str) -> tuple[str, str | None
     """
     if os_name == "windows":
         return _windows_case(root, ntpath.normpath(system_path)), None
+    path, exc = follow_links(root, system_path)
+    if isinstance(exc, LinkError):
+        return posixpath.normpath(system_path), exc.strerror
+    return path, None
+
+
+class LinkError(OSError):
+    """A symlink that cannot be followed: a loop, or a link that cannot be read."""
+
+
+def follow_links(
+    root: Root, system_path: str, *, strict: bool = False
+) -> tuple[str, OSError | None]:
+    """Walk a POSIX system path inside `root`, following symlinks (at most 40, as Linux does).
+
+    (final path, None) when every component exists. Otherwise the OSError that stopped the walk
+    (a LinkError for a loop or an unreadable link) and the path as far as it got, the rest
+    joined on as written. `strict` also stops at a non-directory with components after it
+    (ENOTDIR), as open() does; otherwise "file/.." is taken lexically.
+    """
     pending = system_path.split("/")
     pending.reverse()
     resolved = "/"
@@ -92,20 +113,25 @@ def resolve(root: Root, system_path: str, os_name: str) -> tuple[str, str | None
         candidate = posixpath.join(resolved, name)
         real = root.path(candidate)
         try:
-            is_link = stat.S_ISLNK(os.lstat(real).st_mode)
-        except OSError:
+            mode = os.lstat(real).st_mode
+        except (OSError, ValueError) as exc:  # ValueError: an embedded NUL
             pending.reverse()
-            return posixpath.normpath(posixpath.join(candidate, *pending)), None
-        if not is_link:
+            path = posixpath.normpath(posixpath.join(candidate, *pending))
+            if isinstance(exc, ValueError):
+                return path, OSError(errno.EINVAL, str(exc))
+            return path, exc
+        if not stat.S_ISLNK(mode):
+            if strict and any(pending) and not stat.S_ISDIR(mode):
+                return candidate, OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
             resolved = candidate
             continue
         links += 1
         if links > _MAX_SYMLINKS:
-            return posixpath.normpath(system_path), "symlink loop (too many levels of links)"
+            return candidate, LinkError(errno.ELOOP, "symlink loop (too many levels of links)")
         try:
             target = os.readlink(real)
         except OSError as exc:
-            return posixpath.normpath(system_path), f"cannot read link: {exc.strerror or exc}"
+            return candidate, LinkError(exc.errno, f"cannot read link: {exc.strerror or exc}")
         if target.startswith("/"):
             resolved = "/"
         pending.extend(reversed(target.split("/")))

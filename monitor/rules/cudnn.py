@@ -4,7 +4,9 @@ TensorFlow checks the loaded cuDNN against the one it was compiled with and refu
 major or an older minor ("Loaded runtime CuDNN library: X but source was compiled with: Y.
 CuDNN library needs to have matching major version and equal or higher minor version",
 cuda_dnn.cc). The compiled minor is not in build_info (only the major is), so the tested-build
-table's cuDNN (e.g. 9.3 for TF 2.18-2.21) stands in for it.
+table's cuDNN (e.g. 9.3 for TF 2.18-2.21) stands in for it. A different major is not judged
+here: TF asks for libcudnn.so.<its major>, so that is a file lying about its name, which
+libraries.library-wrong-version reports.
 """
 
 from __future__ import annotations
@@ -81,7 +83,6 @@ def _where_fix(library: LibraryResolution, host: HostInfo) -> list[str]:
     if resolved is None:
         return []
     steps = []
-    name = _basename(resolved.path)
     if resolved.via == "LD_LIBRARY_PATH":
         steps.append(
             f"{_directory(resolved.path)} is on LD_LIBRARY_PATH and wins over"
@@ -93,14 +94,6 @@ def _where_fix(library: LibraryResolution, host: HostInfo) -> list[str]:
             f"{_directory(resolved.path)} comes first on PATH: move the directory with"
             " the right cuDNN before it, or remove the old cudnn*.dll files."
         )
-    if library.wanted and name == library.wanted and resolved.version:
-        major = (parse_version(resolved.version) or (0,))[0]
-        wanted_major = re.findall(r"(\d+)", library.wanted)
-        if wanted_major and int(wanted_major[-1]) != major:
-            steps.append(
-                f"{resolved.path} is named {library.wanted} but is cuDNN"
-                f" {resolved.version}: a hand-made copy or symlink; delete it."
-            )
     return steps
 
 
@@ -116,26 +109,17 @@ def cudnn_version_mismatch(inventory: Inventory) -> Iterable[Finding]:
         if built_major is None:
             continue
         tested_mm = major_minor(tested)
-        if tested_mm is not None and tested_mm[0] != built_major:
-            tested_mm = None  # the table describes another build; only the major is known
+        if tested_mm is None or tested_mm[0] != built_major:
+            continue  # the compiled minor is unknown (the table describes another build)
         for library in main_cudnn(inventory, python):
             resolved = library.resolved
             loaded = parse_version(resolved.version) if resolved else None
-            if resolved is None or loaded is None:
+            if resolved is None or loaded is None or len(loaded) < 2:
                 continue
-            if loaded[0] != built_major:
-                problem = (
-                    f"its major version {loaded[0]} differs from the {built_major} that"
-                    " TensorFlow was compiled with"
-                )
-            elif tested_mm is not None and len(loaded) > 1 and loaded[:2] < tested_mm:
-                problem = (
-                    f"it is older than cuDNN {tested_mm[0]}.{tested_mm[1]}, the version"
-                    " TensorFlow was compiled and tested with"
-                )
-            else:
-                continue
-            yield _mismatch(inventory, python, tf.version, library, built_major, tested_mm, problem)
+            # TF asks for libcudnn.so.<built major>: another major means a file lying about its
+            # name, which libraries.library-wrong-version reports (one cause, one finding).
+            if loaded[0] == built_major and loaded[:2] < tested_mm:
+                yield _mismatch(inventory, python, tf.version, library, built_major, tested_mm)
 
 
 def _mismatch(
@@ -144,15 +128,14 @@ def _mismatch(
     version: str,
     library: LibraryResolution,
     built_major: int,
-    tested_mm: tuple[int, int] | None,
-    problem: str,
+    tested_mm: tuple[int, int],
 ) -> Finding:
     host = inventory.host
     resolved = library.resolved
     assert resolved is not None
     tf = python.tensorflow
     cuda, _ = build_cuda(tf, host.os) if tf is not None else (None, "")
-    needed = f"{tested_mm[0]}.{tested_mm[1]}" if tested_mm else str(built_major)
+    needed = f"{tested_mm[0]}.{tested_mm[1]}"
     steps = _where_fix(library, host)
     package = _pip_package(cuda)
     release = tf_release(version)
@@ -165,9 +148,7 @@ def _mismatch(
                 python.executable,
                 host,
                 "install",
-                _requirement(
-                    package, needed if tested_mm else None, upper, exact and tested_mm is not None
-                ),
+                _requirement(package, needed, upper, exact),
             )
         )
     elif host.os == "windows":
@@ -195,10 +176,7 @@ def _mismatch(
         ),
         ("found via", resolved.via or "?"),
         ("compiled cuDNN major (build_info)", str(built_major)),
-        (
-            "tested cuDNN (tensorflow_builds.csv)",
-            f"{tested_mm[0]}.{tested_mm[1]}" if tested_mm else "?",
-        ),
+        ("tested cuDNN (tensorflow_builds.csv)", needed),
     )
     return Finding(
         id="cudnn-version-mismatch",
@@ -206,13 +184,12 @@ def _mismatch(
         link=_Link.CUDNN,
         title=(
             f"cuDNN {resolved.version} ({_basename(resolved.path)}) does not match TensorFlow"
-            f" {version}, which needs cuDNN {needed}"
-            + ("" if tested_mm else ".x")
-            + (" or newer" if tested_mm else "")
+            f" {version}, which needs cuDNN {needed} or newer"
         ),
         detail=(
             f"The cuDNN the loader picks for this interpreter is {resolved.path}, version"
-            f" {resolved.version}: {problem}. TensorFlow then refuses it ('Loaded runtime"
+            f" {resolved.version}: it is older than cuDNN {needed}, the version TensorFlow"
+            " was compiled and tested with. TensorFlow then refuses it ('Loaded runtime"
             f" CuDNN library: {resolved.version} but source was compiled with: {needed}."
             " CuDNN library needs to have matching major version and equal or higher minor"
             " version'), and convolutions, RNNs and other cuDNN ops fail with 'DNN library"

@@ -30,12 +30,8 @@ from monitor.model import (
     Severity,
     TensorflowBuild,
 )
+from monitor.rules import fixes
 from monitor.versions import at_least, major_minor, parse_version
-
-try:  # per-OS fix text shared by all rule modules (written by another helper)
-    from monitor.rules import fixes as _fixes
-except ImportError:  # pragma: no cover - the local fallbacks below keep the rules working
-    _fixes = None  # type: ignore[assignment]
 
 # The driver's own libraries: they come with the NVIDIA driver, never from pip or a toolkit.
 DRIVER_ROLES = frozenset({"cuda_driver", "nvml"})
@@ -115,7 +111,7 @@ _WIN_CUDA_ROOT = "C:\\Program Files\\NVIDIA GPU Computing Toolkit\\CUDA"
 
 
 def is_windows(inventory: Inventory) -> bool:
-    return inventory.host.os == "windows"
+    return fixes.is_windows(inventory.host)
 
 
 def quote(text: str, os_name: str) -> str:
@@ -150,31 +146,23 @@ def python_env(inventory: Inventory, executable: str = "") -> PythonEnv | None:
     return inventory.pythons[0] if inventory.pythons else None
 
 
+def _python_exe(inventory: Inventory, executable: str) -> str:
+    python = python_env(inventory, executable)
+    return executable or (python.executable if python else "")
+
+
 def python_command(inventory: Inventory, executable: str = "") -> str:
     """The watched interpreter's own path, quoted, to prefix `-m pip ...` with."""
-    python = python_env(inventory, executable)
-    exe = executable or (python.executable if python else "")
-    if not exe:
-        return "python" if is_windows(inventory) else "python3"
-    return quote(exe, inventory.host.os)
+    return fixes.python_cmd(_python_exe(inventory, executable), inventory.host)
 
 
 def pip_command(inventory: Inventory, executable: str, *args: str) -> str:
     """`<watched python> -m pip <args>`, each argument quoted as the user's shell needs."""
-    python = python_env(inventory, executable)
-    exe = executable or (python.executable if python else "")
-    if _fixes is not None:
-        return _fixes.pip(exe, inventory.host, *args)
-    quoted = " ".join(f'"{a}"' if _needs_quotes(a) else a for a in args)
-    return f"{python_command(inventory, executable)} -m pip {quoted}"
+    return fixes.pip(_python_exe(inventory, executable), inventory.host, *args)
 
 
 def pip_install(inventory: Inventory, executable: str, *args: str) -> str:
     return pip_command(inventory, executable, "install", *args)
-
-
-def _needs_quotes(arg: str) -> bool:
-    return any(c in arg for c in "<>=!~[]*; ,")
 
 
 @dataclass(frozen=True)
@@ -195,6 +183,12 @@ class TfNeeds:
     @property
     def label(self) -> str:
         return f"TensorFlow {self.tf.version or '(unknown version)'}"
+
+    @property
+    def gpu_distribution(self) -> str:
+        """The distribution whose [and-cuda] extra brings the CUDA wheels (not -cpu/-intel)."""
+        dist = self.tf.distribution or "tensorflow"
+        return "tensorflow" if dist in ("tensorflow-cpu", "tensorflow-intel") else dist
 
 
 def tf_needs(inventory: Inventory, executable: str = "") -> TfNeeds | None:
@@ -504,9 +498,7 @@ def _and_cuda_missing_finding(
     wheels = [wheel_for(g[0].role, needs.cuda_major) or g[0].role for g in wheel_groups]
     requirements = and_cuda_requirements(needs.tf)
     specs = [requirements[w].text if w in requirements else w for w in wheels]
-    dist_name = needs.tf.distribution or "tensorflow"
-    if dist_name in ("tensorflow-cpu", "tensorflow-intel"):
-        dist_name = "tensorflow"
+    dist_name = needs.gpu_distribution
     consequence = (
         'TensorFlow cannot use the GPU: it logs "Cannot dlopen some GPU libraries" and runs '
         "on the CPU."
@@ -693,29 +685,7 @@ def _not_found_fix(
 
 def driver_library_fix(inventory: Inventory) -> list[str]:
     """How to get libcuda.so.1 / nvcuda.dll / libnvidia-ml.so.1: they come with the driver."""
-    if _fixes is not None:
-        return list(_fixes.driver_install_steps(inventory.host))
-    if is_windows(inventory):
-        return [
-            "Install or repair the NVIDIA display driver (https://www.nvidia.com/Download/index.aspx"
-            "); it puts nvcuda.dll and nvml.dll in C:\\Windows\\System32.",
-            "Reboot, then check with: nvidia-smi",
-        ]
-    if inventory.host.is_wsl:
-        return [
-            "In WSL2 the driver comes from Windows: install the current NVIDIA Windows driver "
-            "(with WSL support) on the Windows side; do not install a Linux driver inside WSL.",
-            "Its libraries live in /usr/lib/wsl/lib; make sure the loader knows them: "
-            "echo /usr/lib/wsl/lib | sudo tee /etc/ld.so.conf.d/ld.so.wsl.conf && sudo ldconfig",
-            "Check with: ldconfig -p | grep libcuda.so.1 && nvidia-smi",
-        ]
-    return [
-        "Install the NVIDIA driver from your distribution (Debian: sudo apt install "
-        "nvidia-driver; Ubuntu: sudo ubuntu-drivers install) or from "
-        "https://www.nvidia.com/Download/index.aspx; it provides libcuda.so.1 and "
-        "libnvidia-ml.so.1.",
-        "Reboot, then check with: nvidia-smi && ldconfig -p | grep -E 'libcuda.so.1|libnvidia-ml'",
-    ]
+    return list(fixes.driver_install_steps(inventory.host))
 
 
 def _pip_not_found_fix(
@@ -726,9 +696,7 @@ def _pip_not_found_fix(
     elsewhere: list[LibraryFile],
 ) -> list[str]:
     wheel = wheel_for(members[0].role, needs.cuda_major)
-    dist_name = needs.tf.distribution or "tensorflow"
-    if dist_name in ("tensorflow-cpu", "tensorflow-intel"):
-        dist_name = "tensorflow"
+    dist_name = needs.gpu_distribution
     in_wheel = next((f for f in elsewhere if f.via == "pip"), None)
     if in_wheel is not None:
         # The wheel's file is there; TF's RUNPATH just does not lead to it (TF 2.16.1).
@@ -1381,7 +1349,7 @@ def _framework_conflict(
         other_python = (
             join(other, "Scripts", "python.exe") if windows else join(other, "bin", "python")
         )
-        base = "python" if windows else "python3"
+        base = fixes.python_cmd("", inventory.host)
         fix = (
             f"Give {framework.name} its own environment: {base} -m venv {quote(other, os_name)} "
             "&& "

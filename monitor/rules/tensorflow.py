@@ -575,14 +575,19 @@ def tf_macos_no_cuda(inventory: Inventory) -> Iterable[Finding]:
         )
 
 
+def _installed_pin(tf: TensorflowBuild) -> str:
+    """The requirement that reinstalls exactly the TensorFlow distribution found."""
+    dist = tf.distribution or "tensorflow"
+    return f"{dist}=={tf.version}" if tf.version else dist
+
+
 def tf_files_missing(inventory: Inventory) -> Iterable[Finding]:
     host = inventory.host
     for python in inventory.pythons:
         tf = python.tensorflow
         if python.error or tf is None or not tf.missing_files:
             continue
-        dist = tf.distribution or "tensorflow"
-        pin = f"{dist}=={tf.version}" if tf.version else dist
+        pin = _installed_pin(tf)
         shown = ", ".join(tf.missing_files[:5]) + (
             f" (and {len(tf.missing_files) - 5} more)" if len(tf.missing_files) > 5 else ""
         )
@@ -617,8 +622,7 @@ def tf_build_info_unreadable(inventory: Inventory) -> Iterable[Finding]:
         tf = python.tensorflow
         if python.error or tf is None or not tf.error:
             continue
-        dist = tf.distribution or "tensorflow"
-        pin = f"{dist}=={tf.version}" if tf.version else dist
+        pin = _installed_pin(tf)
         yield Finding(
             id="tf-build-info-unreadable",
             severity=Severity.WARNING,
