@@ -68,7 +68,7 @@ def test_cudnn8_header_and_lib(tmp_path):
 def test_cudnn8_copied_into_a_toolkit_seen_once(tmp_path):
     """The NVIDIA tarball copied into /usr/local/cuda-11.8, reached also via /usr/local/cuda."""
     put(tmp_path, "/usr/local/cuda-11.8/include/cudnn_version.h", version_header(8, 6, 0))
-    put(tmp_path, "/usr/local/cuda-11.8/include/cudnn.h", "#include \"cudnn_version.h\"\n")
+    put(tmp_path, "/usr/local/cuda-11.8/include/cudnn.h", '#include "cudnn_version.h"\n')
     put(tmp_path, "/usr/local/cuda-11.8/lib64/libcudnn.so.8.6.0", b"\x7fELF")
     link(tmp_path, "/usr/local/cuda-11.8/lib64/libcudnn.so.8", "libcudnn.so.8.6.0")
     link(tmp_path, "/usr/local/cuda", "/usr/local/cuda-11.8")
@@ -81,8 +81,11 @@ def test_cudnn8_copied_into_a_toolkit_seen_once(tmp_path):
 
 
 def test_cudnn7_defines_in_cudnn_h(tmp_path):
-    put(tmp_path, "/usr/local/cuda-10.1/include/cudnn.h",
-        "/* cudnn : Neural Networks Library */\n" + version_header(7, 6, 5))
+    put(
+        tmp_path,
+        "/usr/local/cuda-10.1/include/cudnn.h",
+        "/* cudnn : Neural Networks Library */\n" + version_header(7, 6, 5),
+    )
     toolkit = CudaToolkit(root="/usr/local/cuda-10.1")
 
     assert probe(tmp_path, toolkits=(toolkit,)) == (
@@ -151,14 +154,26 @@ def test_no_cudnn_dir_in_site_packages(tmp_path):
 @pytest.mark.parametrize(
     ("content", "version", "error"),
     [
-        pytest.param("#define CUDNN_MAJOR 8\n#define CUDNN_MIN", "8",
-                     "no CUDNN_MINOR define: truncated?", id="cut-mid-define"),
-        pytest.param("#define CUDNN_MAJOR 9\n#define CUDNN_MINOR 1\n", "9.1",
-                     "no CUDNN_PATCHLEVEL define: truncated?", id="cut-before-patchlevel"),
+        pytest.param(
+            "#define CUDNN_MAJOR 8\n#define CUDNN_MIN",
+            "8",
+            "no CUDNN_MINOR define: truncated?",
+            id="cut-mid-define",
+        ),
+        pytest.param(
+            "#define CUDNN_MAJOR 9\n#define CUDNN_MINOR 1\n",
+            "9.1",
+            "no CUDNN_PATCHLEVEL define: truncated?",
+            id="cut-before-patchlevel",
+        ),
         pytest.param("", None, "no CUDNN_MAJOR define: not a cuDNN version header?", id="empty"),
         pytest.param(b"\x00\x01\x02\xff" * 64, None, "binary data, not text", id="binary"),
-        pytest.param("<html>404 Not Found</html>", None,
-                     "no CUDNN_MAJOR define: not a cuDNN version header?", id="html"),
+        pytest.param(
+            "<html>404 Not Found</html>",
+            None,
+            "no CUDNN_MAJOR define: not a cuDNN version header?",
+            id="html",
+        ),
     ],
 )
 def test_cudnn_truncated_header(tmp_path, content, version, error):
@@ -174,8 +189,12 @@ def test_dangling_library_link(tmp_path):
     link(tmp_path, "/usr/lib/x86_64-linux-gnu/libcudnn.so.8", "libcudnn.so.8.9.7")
 
     assert probe(tmp_path) == (
-        CudnnInstall("/usr/lib/x86_64-linux-gnu/libcudnn.so.8", "8.9.7", "library",
-                     "dangling link to /usr/lib/x86_64-linux-gnu/libcudnn.so.8.9.7"),
+        CudnnInstall(
+            "/usr/lib/x86_64-linux-gnu/libcudnn.so.8",
+            "8.9.7",
+            "library",
+            "dangling link to /usr/lib/x86_64-linux-gnu/libcudnn.so.8.9.7",
+        ),
     )
 
 

@@ -40,10 +40,20 @@ NVRM_OPEN_560 = (
     "GCC version:  gcc version 12.2.0 (Debian 12.2.0-14) \n"
 )
 
-RTX_3090 = FakeGpu(name="NVIDIA GeForce RTX 3090", cc="8.6", memory_total_mib=24576,
-                   uuid="GPU-3a1f0c1e-7b52-4c55-9d6e-1b8c2f7d3e01", pci_bus_id="00000000:01:00.0")
-A100 = FakeGpu(name="NVIDIA A100-PCIE-40GB", cc="8.0", memory_total_mib=40960,
-               uuid="GPU-0c9d3b7a-44e1-4f0a-8b2d-5e6f7a8b9c02", pci_bus_id="00000000:41:00.0")
+RTX_3090 = FakeGpu(
+    name="NVIDIA GeForce RTX 3090",
+    cc="8.6",
+    memory_total_mib=24576,
+    uuid="GPU-3a1f0c1e-7b52-4c55-9d6e-1b8c2f7d3e01",
+    pci_bus_id="00000000:01:00.0",
+)
+A100 = FakeGpu(
+    name="NVIDIA A100-PCIE-40GB",
+    cc="8.0",
+    memory_total_mib=40960,
+    uuid="GPU-0c9d3b7a-44e1-4f0a-8b2d-5e6f7a8b9c02",
+    pci_bus_id="00000000:41:00.0",
+)
 
 
 def machine(tmp_path: Path, proc_version: str | bytes | None) -> Root:
@@ -68,8 +78,15 @@ def probe_in_child(env: dict[str, str]) -> DriverInfo:
         "from monitor.facts.paths import Root; from monitor.model import to_jsonable; "
         "print(json.dumps(to_jsonable(probe_driver(Root('/nonexistent-root')))))"
     )
-    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return from_jsonable(DriverInfo, json.loads(done.stdout))
 
 
@@ -99,10 +116,18 @@ def test_healthy_two_gpus(fake_nvml: FakeNvml, tmp_path: Path) -> None:
     assert info.query_errors == ()
     first, second = info.gpus
     assert (first.index, first.name, first.compute_capability, first.memory_total_mib) == (
-        0, "NVIDIA GeForce RTX 3090", "8.6", 24576)
+        0,
+        "NVIDIA GeForce RTX 3090",
+        "8.6",
+        24576,
+    )
     assert first.uuid == RTX_3090.uuid and first.pci_bus_id == "00000000:01:00.0"
     assert (second.index, second.name, second.compute_capability, second.memory_total_mib) == (
-        1, "NVIDIA A100-PCIE-40GB", "8.0", 40960)
+        1,
+        "NVIDIA A100-PCIE-40GB",
+        "8.0",
+        40960,
+    )
     assert second.pci_bus_id == "00000000:41:00.0" and second.error is None
     assert fake_nvml.init_count() == 0, "nvmlShutdown must balance nvmlInit"
 
@@ -119,10 +144,18 @@ def test_result_survives_json(fake_nvml: FakeNvml, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("scenario", "code", "name", "text"),
     [
-        ("driver_not_loaded", pynvml.NVML_ERROR_DRIVER_NOT_LOADED,
-         "NVML_ERROR_DRIVER_NOT_LOADED", "Driver Not Loaded"),
-        ("no_permission_on_dev_nvidiactl", pynvml.NVML_ERROR_NO_PERMISSION,
-         "NVML_ERROR_NO_PERMISSION", "Insufficient Permissions"),
+        (
+            "driver_not_loaded",
+            pynvml.NVML_ERROR_DRIVER_NOT_LOADED,
+            "NVML_ERROR_DRIVER_NOT_LOADED",
+            "Driver Not Loaded",
+        ),
+        (
+            "no_permission_on_dev_nvidiactl",
+            pynvml.NVML_ERROR_NO_PERMISSION,
+            "NVML_ERROR_NO_PERMISSION",
+            "Insufficient Permissions",
+        ),
         ("unknown_error", pynvml.NVML_ERROR_UNKNOWN, "NVML_ERROR_UNKNOWN", "Unknown Error"),
     ],
 )
@@ -176,16 +209,21 @@ def test_one_gpu_lost_keeps_the_others(fake_nvml: FakeNvml) -> None:
 
 
 def test_one_unsupported_query_keeps_the_rest_of_that_gpu(fake_nvml: FakeNvml) -> None:
-    odd = FakeGpu(errors={"nvmlDeviceGetCudaComputeCapability": pynvml.NVML_ERROR_NOT_SUPPORTED,
-                          "nvmlDeviceGetPciInfo_v3": pynvml.NVML_ERROR_GPU_IS_LOST})
+    odd = FakeGpu(
+        errors={
+            "nvmlDeviceGetCudaComputeCapability": pynvml.NVML_ERROR_NOT_SUPPORTED,
+            "nvmlDeviceGetPciInfo_v3": pynvml.NVML_ERROR_GPU_IS_LOST,
+        }
+    )
     fake_nvml.set(gpus=[odd])
 
     (gpu,) = probe(fake_nvml).gpus
 
     assert gpu.name == "NVIDIA GeForce RTX 3090" and gpu.memory_total_mib == 24576
     assert gpu.compute_capability is None and gpu.pci_bus_id == ""
-    assert gpu.error == ("nvmlDeviceGetCudaComputeCapability: Not Supported; "
-                         "nvmlDeviceGetPciInfo: GPU is lost")
+    assert gpu.error == (
+        "nvmlDeviceGetCudaComputeCapability: Not Supported; nvmlDeviceGetPciInfo: GPU is lost"
+    )
     assert gpu.error_code == "NVML_ERROR_NOT_SUPPORTED"
 
 
@@ -210,8 +248,15 @@ def test_old_driver_without_cuda_version_v2(fake_nvml: FakeNvml) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(12040, "12.4"), (11080, "11.8"), (12090, "12.9"), (13000, "13.0"), (10010, "10.1"),
-     (0, None), (-1, None)],
+    [
+        (12040, "12.4"),
+        (11080, "11.8"),
+        (12090, "12.9"),
+        (13000, "13.0"),
+        (10010, "10.1"),
+        (0, None),
+        (-1, None),
+    ],
 )
 def test_format_cuda_version(value: int, expected: str | None) -> None:
     assert format_cuda_version(value) == expected
@@ -239,8 +284,11 @@ def test_library_path_that_is_not_nvml(tmp_path: Path) -> None:
 
 
 def test_child_without_any_nvml_on_the_machine(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD", "FAKE_NVML_CONFIG")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("LD_LIBRARY_PATH", "LD_PRELOAD", "FAKE_NVML_CONFIG")
+    }
     env["LD_LIBRARY_PATH"] = ""
     if _machine_has_nvml(env):
         pytest.skip("this machine has a real libnvidia-ml.so.1")
@@ -249,7 +297,9 @@ def test_child_without_any_nvml_on_the_machine(tmp_path: Path) -> None:
 
     assert not info.nvml_loaded
     assert (info.error_code, info.error) == (
-        "NVML_ERROR_LIBRARY_NOT_FOUND", "NVML Shared Library Not Found")
+        "NVML_ERROR_LIBRARY_NOT_FOUND",
+        "NVML Shared Library Not Found",
+    )
     assert info.nvml_library is None and info.gpus == ()
 
 
@@ -368,10 +418,17 @@ def test_fake_without_config_fails_loudly(fake_nvml: FakeNvml) -> None:
     [
         (NVRM_550, "550.54.14", False),
         (NVRM_OPEN_560, "560.35.03", True),
-        ("NVRM version: NVIDIA UNIX aarch64 Kernel Module  535.104.05  Sat Aug 19 01:13:59 UTC "
-         "2023\n", "535.104.05", False),
-        ("NVRM version: NVIDIA UNIX x86_64 Kernel Module  390.157  Wed Oct 12 09:19:07 UTC 2022\n",
-         "390.157", False),
+        (
+            "NVRM version: NVIDIA UNIX aarch64 Kernel Module  535.104.05  Sat Aug 19 01:13:59 UTC "
+            "2023\n",
+            "535.104.05",
+            False,
+        ),
+        (
+            "NVRM version: NVIDIA UNIX x86_64 Kernel Module  390.157  Wed Oct 12 09:19:07 UTC 2022\n",
+            "390.157",
+            False,
+        ),
     ],
 )
 def test_kernel_module_line_variants(text: str, version: str, is_open: bool) -> None:

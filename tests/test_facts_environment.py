@@ -27,9 +27,16 @@ def mkdir(root: Path, system_path: str, mode: int | None = None) -> Path:
 
 def machine(root: Path) -> Root:
     """A Debian workstation with CUDA 11.8 and 12.4 (/usr/local/cuda -> cuda-12.4)."""
-    for directory in ("/usr/bin", "/bin", "/usr/local/bin", "/usr/local/cuda-11.8/bin",
-                      "/usr/local/cuda-12.4/bin", "/usr/local/cuda-12.4/lib64",
-                      "/usr/lib/x86_64-linux-gnu", "/home/ada/.local/bin"):
+    for directory in (
+        "/usr/bin",
+        "/bin",
+        "/usr/local/bin",
+        "/usr/local/cuda-11.8/bin",
+        "/usr/local/cuda-12.4/bin",
+        "/usr/local/cuda-12.4/lib64",
+        "/usr/lib/x86_64-linux-gnu",
+        "/home/ada/.local/bin",
+    ):
         mkdir(root, directory, 0o755)
     (root / "usr/local/cuda").symlink_to("/usr/local/cuda-12.4")
     return Root(str(root))
@@ -51,8 +58,13 @@ def test_variables_sorted_and_only_those_set(tmp_path):
     info = probe_environment(Root(str(tmp_path)), env, "linux")
 
     assert [name for name, _ in info.variables] == [
-        "CUDA_PATH_V12_4", "CUDA_VISIBLE_DEVICES", "LD_PRELOAD", "PATH", "TF_CPP_MIN_LOG_LEVEL",
-        "TF_ENABLE_ONEDNN_OPTS", "XLA_FLAGS",
+        "CUDA_PATH_V12_4",
+        "CUDA_VISIBLE_DEVICES",
+        "LD_PRELOAD",
+        "PATH",
+        "TF_CPP_MIN_LOG_LEVEL",
+        "TF_ENABLE_ONEDNN_OPTS",
+        "XLA_FLAGS",
     ]
     assert info.get("CUDA_VISIBLE_DEVICES") == ""
     assert info.ld_library_path == ()
@@ -88,7 +100,12 @@ def test_path_duplicates(tmp_path):
     info = probe_environment(root, env, "linux")
 
     assert [e.path for e in info.path] == [
-        "/home/ada/.local/bin", "/usr/bin", "/bin", "/home/ada/.local/bin", "/usr/bin"]
+        "/home/ada/.local/bin",
+        "/usr/bin",
+        "/bin",
+        "/home/ada/.local/bin",
+        "/usr/bin",
+    ]
     assert info.path[0] == info.path[3] == PathEntry("/home/ada/.local/bin")
 
 
@@ -101,7 +118,10 @@ def test_world_writable_dir_before_usr_bin(tmp_path):
     info = probe_environment(root, {"PATH": "/tmp/tools:/srv/shared/bin:/usr/bin"}, "linux")
 
     assert [(e.path, e.writable_by_others) for e in info.path] == [
-        ("/tmp/tools", True), ("/srv/shared/bin", True), ("/usr/bin", False)]
+        ("/tmp/tools", True),
+        ("/srv/shared/bin", True),
+        ("/usr/bin", False),
+    ]
 
 
 @needs_root
@@ -128,8 +148,9 @@ def test_ld_library_path_empty_entry(tmp_path):
 
     info = probe_environment(root, env, "linux")
 
-    empty = PathEntry("", exists=False, is_dir=False,
-                      note="empty entry: searches the current directory")
+    empty = PathEntry(
+        "", exists=False, is_dir=False, note="empty entry: searches the current directory"
+    )
     assert info.ld_library_path == (
         empty,
         PathEntry("/usr/local/cuda/lib64", is_system=True, cuda_version="12.4"),
@@ -144,8 +165,12 @@ def test_relative_entry(tmp_path):
 
     (entry,) = probe_environment(root, {"PATH": "node_modules/.bin"}, "linux").path
 
-    assert entry == PathEntry("node_modules/.bin", exists=False, is_dir=False,
-                              note="relative entry: depends on the current directory")
+    assert entry == PathEntry(
+        "node_modules/.bin",
+        exists=False,
+        is_dir=False,
+        note="relative entry: depends on the current directory",
+    )
 
 
 def test_unversioned_cuda_dir_reads_version_json(tmp_path):
@@ -180,29 +205,45 @@ def test_windows_path_semicolons(tmp_path):
     mkdir(tmp_path, f"{WIN_CUDA}\\libnvvp")
     mkdir(tmp_path, "C:\\Windows\\System32")
     mkdir(tmp_path, "C:\\Program Files\\Git\\cmd")
-    path_value = ";".join((
-        f"{WIN_CUDA}\\bin", f"{WIN_CUDA}\\libnvvp", "C:\\WINDOWS\\system32", "C:\\Windows", "",
-        '"C:\\Program Files\\Git\\cmd"', "C:\\Users\\ada\\AppData\\Local\\Missing",
-        "\\\\fileserver\\tools",
-    ))
-    env = {"Path": path_value, "CUDA_PATH": WIN_CUDA, "Cuda_Path_V11_2": WIN_CUDA,
-           "SystemRoot": "C:\\Windows"}
+    path_value = ";".join(
+        (
+            f"{WIN_CUDA}\\bin",
+            f"{WIN_CUDA}\\libnvvp",
+            "C:\\WINDOWS\\system32",
+            "C:\\Windows",
+            "",
+            '"C:\\Program Files\\Git\\cmd"',
+            "C:\\Users\\ada\\AppData\\Local\\Missing",
+            "\\\\fileserver\\tools",
+        )
+    )
+    env = {
+        "Path": path_value,
+        "CUDA_PATH": WIN_CUDA,
+        "Cuda_Path_V11_2": WIN_CUDA,
+        "SystemRoot": "C:\\Windows",
+    }
 
     info = probe_environment(Root(str(tmp_path)), env, "windows")
 
     assert info.variables == (
-        ("CUDA_PATH", WIN_CUDA), ("CUDA_PATH_V11_2", WIN_CUDA), ("PATH", path_value))
+        ("CUDA_PATH", WIN_CUDA),
+        ("CUDA_PATH_V11_2", WIN_CUDA),
+        ("PATH", path_value),
+    )
     assert info.path == (
         PathEntry(f"{WIN_CUDA}\\bin", cuda_version="11.2"),
         PathEntry(f"{WIN_CUDA}\\libnvvp", cuda_version="11.2"),
         PathEntry("C:\\WINDOWS\\system32", is_system=True),
         PathEntry("C:\\Windows", is_system=True),
-        PathEntry("", exists=False, is_dir=False,
-                  note="empty entry: searches the current directory"),
+        PathEntry(
+            "", exists=False, is_dir=False, note="empty entry: searches the current directory"
+        ),
         PathEntry('"C:\\Program Files\\Git\\cmd"'),
         PathEntry("C:\\Users\\ada\\AppData\\Local\\Missing", exists=False, is_dir=False),
-        PathEntry("\\\\fileserver\\tools", exists=False, is_dir=False,
-                  note="network path: not checked"),
+        PathEntry(
+            "\\\\fileserver\\tools", exists=False, is_dir=False, note="network path: not checked"
+        ),
     )
 
 

@@ -36,14 +36,14 @@ import collections
 
 build_info = collections.OrderedDict([('cpu_compiler', 'clang'), ('cuda_compute_capabilities', ['sm_60', 'sm_70', 'sm_80', 'sm_89', 'compute_90']), ('cuda_version', '12.5.1'), ('cudnn_version', '9'), ('is_cuda_build', True), ('is_rocm_build', False), ('is_tensorrt_build', False)])
 '''  # noqa: E501
-BUILD_INFO_221_WINDOWS = '''import collections
+BUILD_INFO_221_WINDOWS = """import collections
 
 build_info = collections.OrderedDict([('is_cuda_build', False), ('is_rocm_build', False), ('is_tensorrt_build', False), ('msvcp_dll_names', 'msvcp140.dll,msvcp140_1.dll')])
-'''  # noqa: E501
-BUILD_INFO_2101_WINDOWS = '''import collections
+"""  # noqa: E501
+BUILD_INFO_2101_WINDOWS = """import collections
 
 build_info = collections.OrderedDict([('cpu_compiler', 'C:/Program Files (x86)/Microsoft Visual Studio/2019/Community/VC/Tools/MSVC/14.29.30133/bin/HostX64/x64/cl.exe'), ('cuda_compute_capabilities', ['sm_35', 'sm_50', 'sm_60', 'sm_70', 'sm_75', 'compute_80']), ('cuda_version', '64_112'), ('cudart_dll_name', 'cudart64_112.dll'), ('cudnn_dll_name', 'cudnn64_8.dll'), ('cudnn_version', '64_8'), ('is_cuda_build', True), ('is_rocm_build', False), ('is_tensorrt_build', False), ('msvcp_dll_names', 'msvcp140.dll,msvcp140_1.dll'), ('nvcuda_dll_name', 'nvcuda.dll')])
-'''  # noqa: E501
+"""  # noqa: E501
 BUILD_INFO_23 = """build_info = {'cuda_version': '10.1', 'cudnn_version': '7', 'cuda_compute_capabilities': ['sm_35', 'sm_37', 'sm_52', 'sm_60', 'sm_61', 'compute_70'], 'cpu_compiler': '/usr/bin/gcc-5', 'is_rocm_build': False, 'is_cuda_build': True}
 """  # noqa: E501
 BUILD_INFO_21 = """is_rocm_build = False
@@ -110,12 +110,22 @@ def install(
     return dist_info
 
 
-def install_tf(site: Path, version: str = "2.21.0", build_info: str = BUILD_INFO_221_LINUX,
-               name: str = "tensorflow", requires: tuple[str, ...] = (), **kwargs) -> Path:
-    framework = build_library(site / "tensorflow", "libtensorflow_framework.so.2",
-                              runpath=FRAMEWORK_RUNPATH)
-    pywrap = build_library(site / "tensorflow/python", "_pywrap_tensorflow_internal.so",
-                           runpath="$ORIGIN/../../nvidia/cusolver/lib:$ORIGIN/../../nvidia/cudnn/lib")
+def install_tf(
+    site: Path,
+    version: str = "2.21.0",
+    build_info: str = BUILD_INFO_221_LINUX,
+    name: str = "tensorflow",
+    requires: tuple[str, ...] = (),
+    **kwargs,
+) -> Path:
+    framework = build_library(
+        site / "tensorflow", "libtensorflow_framework.so.2", runpath=FRAMEWORK_RUNPATH
+    )
+    pywrap = build_library(
+        site / "tensorflow/python",
+        "_pywrap_tensorflow_internal.so",
+        runpath="$ORIGIN/../../nvidia/cusolver/lib:$ORIGIN/../../nvidia/cudnn/lib",
+    )
     files: dict[str, str | bytes] = {
         "tensorflow/__init__.py": "raise SystemExit('tensorflow must never be imported')\n",
         "tensorflow/python/platform/build_info.py": build_info,
@@ -150,24 +160,37 @@ def test_reads_a_tf221_pip_install(venv):
     assert env.prefix == str(python.parent.parent)
     assert str(site) in env.site_packages and str(site) in env.sys_path
     assert [(d.name, d.version) for d in env.distributions] == [
-        ("keras", "3.12.0"), ("nvidia-cudnn-cu12", "9.10.2.21"), ("tensorflow", "2.21.0")]
+        ("keras", "3.12.0"),
+        ("nvidia-cudnn-cu12", "9.10.2.21"),
+        ("tensorflow", "2.21.0"),
+    ]
     assert {d.location for d in env.distributions} == {str(site)}
     tf = env.tensorflow
     assert tf.error is None
     assert (tf.package_dir, tf.distribution, tf.version) == (
-        str(site / "tensorflow"), "tensorflow", "2.21.0")
+        str(site / "tensorflow"),
+        "tensorflow",
+        "2.21.0",
+    )
     assert (tf.is_cuda_build, tf.cuda_version, tf.cudnn_version) == (True, "12.5.1", "9")
     assert tf.compute_capabilities == ("sm_60", "sm_70", "sm_80", "sm_89", "compute_90")
     assert tf.build_info == (
         ("cpu_compiler", "clang"),
         ("cuda_compute_capabilities", "sm_60,sm_70,sm_80,sm_89,compute_90"),
-        ("cuda_version", "12.5.1"), ("cudnn_version", "9"), ("is_cuda_build", "True"),
-        ("is_rocm_build", "False"), ("is_tensorrt_build", "False"))
+        ("cuda_version", "12.5.1"),
+        ("cudnn_version", "9"),
+        ("is_cuda_build", "True"),
+        ("is_rocm_build", "False"),
+        ("is_tensorrt_build", "False"),
+    )
     lib = site.parent  # $ORIGIN/../../ from site-packages/tensorflow
     assert tf.runpath == (  # framework first, in its order; the pywrap adds only cusolver
-        str(lib / "nvidia/cudnn/lib"), str(site / "nvidia/cudnn/lib"),
-        str(lib / "nvidia/cuda_runtime/lib"), str(site / "nvidia/cuda_runtime/lib"),
-        str(site / "nvidia/cusolver/lib"))
+        str(lib / "nvidia/cudnn/lib"),
+        str(site / "nvidia/cudnn/lib"),
+        str(lib / "nvidia/cuda_runtime/lib"),
+        str(site / "nvidia/cuda_runtime/lib"),
+        str(site / "nvidia/cusolver/lib"),
+    )
     assert tf.missing_files == ()
     assert tf.requires == ('nvidia-cudnn-cu12<10.0,>=9.3.0.75; extra == "and-cuda"',)
 
@@ -206,18 +229,23 @@ def test_the_monitors_own_interpreter():
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
-        (BUILD_INFO_221_LINUX, (True, "12.5.1", "9", ("sm_60", "sm_70", "sm_80", "sm_89",
-                                                     "compute_90"))),
+        (
+            BUILD_INFO_221_LINUX,
+            (True, "12.5.1", "9", ("sm_60", "sm_70", "sm_80", "sm_89", "compute_90")),
+        ),
         (BUILD_INFO_221_WINDOWS, (False, None, None, ())),
-        (BUILD_INFO_2101_WINDOWS, (True, "64_112", "64_8", ("sm_35", "sm_50", "sm_60", "sm_70",
-                                                           "sm_75", "compute_80"))),
-        (BUILD_INFO_23, (True, "10.1", "7", ("sm_35", "sm_37", "sm_52", "sm_60", "sm_61",
-                                            "compute_70"))),
+        (
+            BUILD_INFO_2101_WINDOWS,
+            (True, "64_112", "64_8", ("sm_35", "sm_50", "sm_60", "sm_70", "sm_75", "compute_80")),
+        ),
+        (
+            BUILD_INFO_23,
+            (True, "10.1", "7", ("sm_35", "sm_37", "sm_52", "sm_60", "sm_61", "compute_70")),
+        ),
         (BUILD_INFO_21, (True, "10.1", "7", ())),
         (BUILD_INFO_200_CPU, (False, None, None, ())),
     ],
-    ids=["2.21-linux", "2.21-windows", "2.10.1-windows", "2.3-dict", "2.1-variables",
-         "2.0-cpu"],
+    ids=["2.21-linux", "2.21-windows", "2.10.1-windows", "2.3-dict", "2.1-variables", "2.0-cpu"],
 )
 def test_every_build_info_format(tmp_path, source, expected):
     path = tmp_path / "build_info.py"
@@ -225,8 +253,12 @@ def test_every_build_info_format(tmp_path, source, expected):
     info, error = read_build_info(str(path))
     assert error is None
     fields = build_fields(info)
-    assert (fields["is_cuda_build"], fields["cuda_version"], fields["cudnn_version"],
-            fields["compute_capabilities"]) == expected
+    assert (
+        fields["is_cuda_build"],
+        fields["cuda_version"],
+        fields["cudnn_version"],
+        fields["compute_capabilities"],
+    ) == expected
 
 
 def test_windows_build_info_values_are_kept_as_strings(tmp_path):
@@ -242,7 +274,7 @@ def test_windows_build_info_values_are_kept_as_strings(tmp_path):
     "source",
     [
         BUILD_INFO_221_LINUX[: len(BUILD_INFO_221_LINUX) // 2],  # truncated mid-literal
-        "build_info = collections.OrderedDict(some_call())\n",   # not a literal
+        "build_info = collections.OrderedDict(some_call())\n",  # not a literal
         "\x00\x01garbage\xff",
         "",
         "# only a comment\nimport collections\n",
@@ -271,32 +303,51 @@ def test_a_deleted_build_info_is_reported(venv):
 
 def test_tf21_keeps_its_code_in_tensorflow_core(venv):
     python, site = venv
-    framework = build_library(site / "tensorflow_core", "libtensorflow_framework.so.2",
-                              runpath="$ORIGIN/../nvidia/cudnn/lib")
-    install(site, "tensorflow-gpu", "2.1.0", {
-        "tensorflow/__init__.py": "",
-        "tensorflow_core/__init__.py": "",
-        "tensorflow_core/python/platform/build_info.py": BUILD_INFO_21,
-        "tensorflow_core/libtensorflow_framework.so.2": framework.read_bytes(),
-    }, record_only=("tensorflow_core/python/_pywrap_tensorflow_internal.so",))
+    framework = build_library(
+        site / "tensorflow_core",
+        "libtensorflow_framework.so.2",
+        runpath="$ORIGIN/../nvidia/cudnn/lib",
+    )
+    install(
+        site,
+        "tensorflow-gpu",
+        "2.1.0",
+        {
+            "tensorflow/__init__.py": "",
+            "tensorflow_core/__init__.py": "",
+            "tensorflow_core/python/platform/build_info.py": BUILD_INFO_21,
+            "tensorflow_core/libtensorflow_framework.so.2": framework.read_bytes(),
+        },
+        record_only=("tensorflow_core/python/_pywrap_tensorflow_internal.so",),
+    )
     tf = probe_python(str(python)).tensorflow
     assert (tf.package_dir, tf.distribution, tf.version) == (
-        str(site / "tensorflow_core"), "tensorflow-gpu", "2.1.0")
+        str(site / "tensorflow_core"),
+        "tensorflow-gpu",
+        "2.1.0",
+    )
     assert (tf.is_cuda_build, tf.cuda_version, tf.cudnn_version) == (True, "10.1", "7")
     assert dict(tf.build_info)["cuda_version_number"] == "10.1"
     assert tf.runpath == (str(site / "nvidia/cudnn/lib"),)
     assert tf.missing_files == (
-        str(site / "tensorflow_core/python/_pywrap_tensorflow_internal.so"),)
+        str(site / "tensorflow_core/python/_pywrap_tensorflow_internal.so"),
+    )
 
 
 def test_windows_stub_tensorflow_is_owned_by_tensorflow_intel(tmp_path):
     site = tmp_path / "site"
     install(site, "tensorflow", "2.15.0", requires=("tensorflow-intel==2.15.0",))
-    install(site, "tensorflow-intel", "2.15.0", {
-        "tensorflow/__init__.py": "",
-        "tensorflow/python/platform/build_info.py": BUILD_INFO_221_WINDOWS,
-        "tensorflow/python/_pywrap_tensorflow_internal.pyd": b"MZ",
-    }, record_only=("tensorflow/python/_pywrap_tf2.pyd",))
+    install(
+        site,
+        "tensorflow-intel",
+        "2.15.0",
+        {
+            "tensorflow/__init__.py": "",
+            "tensorflow/python/platform/build_info.py": BUILD_INFO_221_WINDOWS,
+            "tensorflow/python/_pywrap_tensorflow_internal.pyd": b"MZ",
+        },
+        record_only=("tensorflow/python/_pywrap_tf2.pyd",),
+    )
     found = scan_distributions([str(site)])
     tf = probe_tensorflow([str(site)], found, platform="win32")
     assert (tf.distribution, tf.version, tf.is_cuda_build) == ("tensorflow-intel", "2.15.0", False)
@@ -311,13 +362,17 @@ def test_tensorflow_without_metadata_uses_version_h(tmp_path):
     (site / "tensorflow/python/platform/build_info.py").write_text(BUILD_INFO_23)
     header = site / "tensorflow/include/tensorflow/core/public/version.h"
     header.parent.mkdir(parents=True)
-    header.write_text("#define TF_MAJOR_VERSION 2\n#define TF_MINOR_VERSION 3\n"
-                      "#define TF_PATCH_VERSION 0\n#define TF_VERSION_SUFFIX \"\"\n")
+    header.write_text(
+        "#define TF_MAJOR_VERSION 2\n#define TF_MINOR_VERSION 3\n"
+        '#define TF_PATCH_VERSION 0\n#define TF_VERSION_SUFFIX ""\n'
+    )
     tf = probe_tensorflow([str(site)], [], platform="linux")
     assert (tf.distribution, tf.version, tf.cuda_version) == ("", "2.3.0", "10.1")
     # no RECORD: the files every Linux TF has must still be there
-    assert tf.missing_files == (str(site / "tensorflow/libtensorflow_framework.so.2"),
-                                str(site / "tensorflow/python/_pywrap_tensorflow_internal.so"))
+    assert tf.missing_files == (
+        str(site / "tensorflow/libtensorflow_framework.so.2"),
+        str(site / "tensorflow/python/_pywrap_tensorflow_internal.so"),
+    )
 
 
 def test_installed_but_package_dir_deleted(venv):
@@ -337,13 +392,16 @@ def test_installed_but_package_dir_deleted(venv):
 
 def test_a_deleted_native_file_is_missing(venv):
     python, site = venv
-    install_tf(site, record_only=("tensorflow/libtensorflow_cc.so.2",
-                                  "tensorflow/python/_pywrap_tf2.so"))
+    install_tf(
+        site, record_only=("tensorflow/libtensorflow_cc.so.2", "tensorflow/python/_pywrap_tf2.so")
+    )
     (site / "tensorflow/libtensorflow_framework.so.2").unlink()
     tf = probe_python(str(python)).tensorflow
-    assert tf.missing_files == (str(site / "tensorflow/libtensorflow_framework.so.2"),
-                                str(site / "tensorflow/libtensorflow_cc.so.2"),
-                                str(site / "tensorflow/python/_pywrap_tf2.so"))
+    assert tf.missing_files == (
+        str(site / "tensorflow/libtensorflow_framework.so.2"),
+        str(site / "tensorflow/libtensorflow_cc.so.2"),
+        str(site / "tensorflow/python/_pywrap_tf2.so"),
+    )
     # the remaining pywrap still gives its RUNPATH
     assert tf.runpath == (str(site / "nvidia/cusolver/lib"), str(site / "nvidia/cudnn/lib"))
 
@@ -380,7 +438,9 @@ def test_garbage_metadata_falls_back_to_the_directory_name(venv):
     env = probe_python(str(python))
     assert env.error is None
     assert {(d.name, d.version) for d in env.distributions} == {
-        ("tensorflow", "2.21.0"), ("nvidia-cublas-cu12", "12.9.1.4")}
+        ("tensorflow", "2.21.0"),
+        ("nvidia-cublas-cu12", "12.9.1.4"),
+    }
     assert env.tensorflow.version == "2.21.0" and env.tensorflow.requires == ()
 
 
@@ -388,7 +448,8 @@ def test_egg_info_file_and_directory(tmp_path):
     site = tmp_path / "site"
     site.mkdir()
     (site / "tensorflow_gpu-2.0.0-py3.7.egg-info").write_text(
-        "Metadata-Version: 1.1\nName: tensorflow-gpu\nVersion: 2.0.0\n")
+        "Metadata-Version: 1.1\nName: tensorflow-gpu\nVersion: 2.0.0\n"
+    )
     (site / "Keras-2.3.1-py3.7.egg-info").mkdir()
     found = scan_distributions([str(site)])
     assert [(d.name, d.version) for d in found] == [("keras", "2.3.1"), ("tensorflow-gpu", "2.0.0")]
@@ -399,7 +460,8 @@ def test_metadata_headers_stop_at_the_body_and_join_continuations(tmp_path):
     meta.mkdir()
     (meta / "METADATA").write_text(
         "Metadata-Version: 2.1\nName: x\nVersion: 1\nRequires-Dist: a\nLicense: long\n"
-        "        text\nRequires-Dist: b; extra == 'c'\n\nRequires-Dist: not-a-header\n")
+        "        text\nRequires-Dist: b; extra == 'c'\n\nRequires-Dist: not-a-header\n"
+    )
     headers = read_metadata_headers(str(meta))
     assert headers["requires-dist"] == ["a", "b; extra == 'c'"]
     assert headers["license"] == ["long text"]
@@ -418,7 +480,9 @@ def test_pythonpath_shadows_site_packages(venv, tmp_path):
     assert env.tensorflow.version == "2.20.0"
     assert env.tensorflow.package_dir == str(shadow / "tensorflow")
     assert [(d.version, d.location) for d in env.distributions] == [
-        ("2.20.0", str(shadow)), ("2.21.0", str(site))]
+        ("2.20.0", str(shadow)),
+        ("2.21.0", str(site)),
+    ]
 
 
 def test_output_of_a_sitecustomize_does_not_spoil_the_answer(venv):
@@ -477,7 +541,8 @@ def test_an_interpreter_that_exits_139(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "output", ["hello", "@@tf-stack-monitor@@{not json", "@@tf-stack-monitor@@[1]"])
+    "output", ["hello", "@@tf-stack-monitor@@{not json", "@@tf-stack-monitor@@[1]"]
+)
 def test_an_interpreter_that_prints_no_json(tmp_path, output):
     odd = _script(tmp_path / "python", f"echo '{output}'")
     env = probe_python(str(odd))
@@ -521,11 +586,14 @@ def test_default_interpreters_from_path(tmp_path, venv):
     (base / "python").symlink_to(os.path.realpath(python))  # the interpreter the venv links to
     env = {"PATH": f"{tmp_path / 'empty'}:{python.parent}:{base}"}
     assert default_interpreters(env, sys.executable, own_path=[]) == (
-        str(python.parent / "python3"),)  # python3 and python of one venv are one interpreter
+        str(python.parent / "python3"),
+    )  # python3 and python of one venv are one interpreter
     env = {"PATH": f"{base}:{python.parent}"}
     # same real file, but the venv is another environment than the base python it links to
     assert default_interpreters(env, sys.executable, own_path=[]) == (
-        str(python.parent / "python3"), str(base / "python"))
+        str(python.parent / "python3"),
+        str(base / "python"),
+    )
 
 
 def test_default_interpreters_add_the_monitors_own_only_with_tensorflow(tmp_path):

@@ -47,8 +47,12 @@ def link(root: Path, system_path: str, target: str) -> None:
 
 
 def version_json(version: str) -> str:
-    return json.dumps({"cuda": {"name": "CUDA SDK", "version": version},
-                       "cuda_cudart": {"name": "CUDA Runtime (cudart)", "version": version}})
+    return json.dumps(
+        {
+            "cuda": {"name": "CUDA SDK", "version": version},
+            "cuda_cudart": {"name": "CUDA Runtime (cudart)", "version": version},
+        }
+    )
 
 
 def nvcc_script(root: Path, system_path: str, body: str) -> Path:
@@ -116,8 +120,13 @@ def test_cuda_home_only(tmp_path):
     found = probe_toolkits(Root(str(tmp_path)), env, "linux")
 
     assert found == (
-        CudaToolkit(root="/opt/nvidia/cuda-11.2", version="11.2.152",
-                    version_source="version.txt", origin="CUDA_HOME", active=True),
+        CudaToolkit(
+            root="/opt/nvidia/cuda-11.2",
+            version="11.2.152",
+            version_source="version.txt",
+            origin="CUDA_HOME",
+            active=True,
+        ),
     )
 
 
@@ -162,8 +171,13 @@ def test_conda_cuda_12_nvcc_on_path(tmp_path):
     found = probe_toolkits(Root(str(tmp_path)), env, "linux")
 
     assert found == (
-        CudaToolkit(root=prefix, version="12.4", version_source="conda-meta",
-                    origin="nvcc on PATH; conda", active=True),
+        CudaToolkit(
+            root=prefix,
+            version="12.4",
+            version_source="conda-meta",
+            origin="nvcc on PATH; conda",
+            active=True,
+        ),
     )
     assert not marker.exists()
 
@@ -190,10 +204,19 @@ def test_windows_cuda_path_v11_2_and_v12_1(tmp_path):
     found = probe_toolkits(Root(str(tmp_path)), env, "windows")
 
     assert found == (
-        CudaToolkit(root=f"{WIN_CUDA}\\v12.1", version="12.1.105", version_source="version.json",
-                    origin="CUDA_PATH; CUDA_PATH_V12_1; Program Files", active=True),
-        CudaToolkit(root=f"{WIN_CUDA}\\v11.2", version="11.2.152", version_source="version.txt",
-                    origin="CUDA_PATH_V11_2; Program Files"),
+        CudaToolkit(
+            root=f"{WIN_CUDA}\\v12.1",
+            version="12.1.105",
+            version_source="version.json",
+            origin="CUDA_PATH; CUDA_PATH_V12_1; Program Files",
+            active=True,
+        ),
+        CudaToolkit(
+            root=f"{WIN_CUDA}\\v11.2",
+            version="11.2.152",
+            version_source="version.txt",
+            origin="CUDA_PATH_V11_2; Program Files",
+        ),
     )
 
 
@@ -224,7 +247,7 @@ def test_windows_nvcc_on_path_is_active_and_program_files_env_is_used(tmp_path):
         pytest.param(b'{"cuda": {"version": 12.4}}', id="version-a-number"),
         pytest.param(b'["12.4.1"]', id="a-list"),
         pytest.param(b"\x7fELF\x02\x01\x01\x00\x00\x00binary", id="binary"),
-        pytest.param("{\"cuda\": {\"version\": \"\u00e9\u00e9\"}}".encode(), id="not-a-version"),
+        pytest.param('{"cuda": {"version": "\u00e9\u00e9"}}'.encode(), id="not-a-version"),
     ],
 )
 def test_garbage_version_json(tmp_path, garbage):
@@ -254,8 +277,12 @@ def test_version_txt_only(tmp_path):
     found = probe_toolkits(Root(str(tmp_path)), {}, "linux")
 
     assert found == (
-        CudaToolkit(root="/usr/local/cuda-10.1", version="10.1.243", version_source="version.txt",
-                    origin="/usr/local/cuda-10.1"),
+        CudaToolkit(
+            root="/usr/local/cuda-10.1",
+            version="10.1.243",
+            version_source="version.txt",
+            origin="/usr/local/cuda-10.1",
+        ),
     )
 
 
@@ -266,8 +293,12 @@ def test_nvcc_only(tmp_path):
     found = probe_toolkits(Root(str(tmp_path)), {}, "linux")
 
     assert found == (
-        CudaToolkit(root="/usr/local/cuda-12.2", version="12.2.140", version_source="nvcc",
-                    origin="/usr/local/cuda-12.2"),
+        CudaToolkit(
+            root="/usr/local/cuda-12.2",
+            version="12.2.140",
+            version_source="nvcc",
+            origin="/usr/local/cuda-12.2",
+        ),
     )
 
 
@@ -334,8 +365,7 @@ def test_dangling_usr_local_cuda(tmp_path):
     (found,) = probe_toolkits(Root(str(tmp_path)), {}, "linux")
 
     assert found.root == "/usr/local/cuda"
-    assert found.error == (
-        "/usr/local/cuda: points to /usr/local/cuda-12.4, which does not exist")
+    assert found.error == ("/usr/local/cuda: points to /usr/local/cuda-12.4, which does not exist")
 
 
 def _probe_as_nobody(root: str, env: dict[str, str]) -> tuple[CudaToolkit, ...]:

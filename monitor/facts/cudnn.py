@@ -159,7 +159,8 @@ def _wheel(root: Root, cudnn_dir: str, os_name: str) -> CudnnInstall:
             errors.append(f"{headers[0]}: {error}")
     site_packages = syspath.dirname(os_name, syspath.dirname(os_name, cudnn_dir))
     dist_infos = [
-        match for name in syspath.list_dir(root, site_packages, os_name)
+        match
+        for name in syspath.list_dir(root, site_packages, os_name)
         if (match := _DIST_INFO.fullmatch(name))
     ]
     dist_version = dist_infos[0].group(1) if dist_infos else None

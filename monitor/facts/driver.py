@@ -183,7 +183,11 @@ def _probe_in_child(library_path: str | None) -> DriverInfo:
     try:
         done = subprocess.run(
             [sys.executable, "-m", "monitor.facts.driver", json.dumps(library_path)],
-            env=env, capture_output=True, text=True, timeout=_CHILD_TIMEOUT_S, check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=_CHILD_TIMEOUT_S,
+            check=True,
         )
         return from_jsonable(DriverInfo, json.loads(done.stdout.strip().splitlines()[-1]))
     except subprocess.CalledProcessError as exc:
@@ -220,7 +224,7 @@ def _read_nvml(pynvml: Any) -> DriverInfo:
 
 
 def _cuda_driver_version(pynvml: Any, errors: list[tuple[str, str]]) -> str | None:
-    """"12.4" from 12040; _v2 first, the older entry point where a driver lacks it."""
+    """ "12.4" from 12040; _v2 first, the older entry point where a driver lacks it."""
     for function in ("nvmlSystemGetCudaDriverVersion_v2", "nvmlSystemGetCudaDriverVersion"):
         try:
             return format_cuda_version(getattr(pynvml, function)())
@@ -278,9 +282,7 @@ def _read_gpu(pynvml: Any, index: int) -> GpuInfo:
 
 @functools.lru_cache(maxsize=4)
 def _error_names(pynvml: ModuleType) -> dict[int, str]:
-    return {
-        getattr(pynvml, name): name for name in dir(pynvml) if name.startswith("NVML_ERROR_")
-    }
+    return {getattr(pynvml, name): name for name in dir(pynvml) if name.startswith("NVML_ERROR_")}
 
 
 def _error_name(pynvml: Any, code: int) -> str:

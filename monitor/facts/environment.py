@@ -68,11 +68,15 @@ def path_entry(root: Root, entry: str, env: Mapping[str, str], os_name: str) -> 
     windows = os_name == "windows"
     target = entry.strip('"') if windows else entry
     if not target:
-        return PathEntry(entry, exists=False, is_dir=False,
-                         note="empty entry: searches the current directory")
+        return PathEntry(
+            entry, exists=False, is_dir=False, note="empty entry: searches the current directory"
+        )
     if not syspath.is_absolute(target, os_name):
-        note = "network path: not checked" if windows and target.startswith("\\\\") else (
-            "relative entry: depends on the current directory")
+        note = (
+            "network path: not checked"
+            if windows and target.startswith("\\\\")
+            else ("relative entry: depends on the current directory")
+        )
         return PathEntry(entry, exists=False, is_dir=False, note=note)
     resolved, error = syspath.resolve(root, target, os_name)
     try:
@@ -114,7 +118,7 @@ def _is_system(target: str, env: Mapping[str, str], os_name: str) -> bool:
 
 
 def _cuda_version(root: Root, target: str, resolved: str, os_name: str) -> str | None:
-    """"11.8" for /usr/local/cuda-11.8/bin, ...\\CUDA\\v11.2\\bin, or /usr/local/cuda/bin when
+    """ "11.8" for /usr/local/cuda-11.8/bin, ...\\CUDA\\v11.2\\bin, or /usr/local/cuda/bin when
     the link leads to cuda-11.8 or the toolkit's version file says 11.8."""
     if os_name == "windows":
         match = _WINDOWS_CUDA.search(target)

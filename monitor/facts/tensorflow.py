@@ -70,14 +70,30 @@ _FLAGS = ("-B",)
 # Distributions that own a `tensorflow` package: the one whose RECORD lists its files is "the"
 # TensorFlow (on Windows 2.11-2.18.0 `tensorflow` is a stub that pulls `tensorflow-intel`).
 TF_BUILD_NAMES = (
-    "tensorflow", "tensorflow-gpu", "tensorflow-cpu", "tensorflow-intel", "tensorflow-macos",
-    "tensorflow-cpu-aws", "tensorflow-aarch64", "tensorflow-rocm", "intel-tensorflow",
+    "tensorflow",
+    "tensorflow-gpu",
+    "tensorflow-cpu",
+    "tensorflow-intel",
+    "tensorflow-macos",
+    "tensorflow-cpu-aws",
+    "tensorflow-aarch64",
+    "tensorflow-rocm",
+    "intel-tensorflow",
     "intel-tensorflow-avx512",
 )
-_WATCHED_EXACT = frozenset({
-    "keras", "keras-nightly", "tf-keras", "tf-keras-nightly", "torch", "jax", "jaxlib",
-    "intel-tensorflow", "intel-tensorflow-avx512",
-})
+_WATCHED_EXACT = frozenset(
+    {
+        "keras",
+        "keras-nightly",
+        "tf-keras",
+        "tf-keras-nightly",
+        "torch",
+        "jax",
+        "jaxlib",
+        "intel-tensorflow",
+        "intel-tensorflow-avx512",
+    }
+)
 _WATCHED_PREFIXES = ("tensorflow", "tf-nightly", "nvidia-", "jax-cuda")
 
 # TF's own shared objects whose RUNPATH tells where it looks for the pip CUDA wheels; the
@@ -192,7 +208,7 @@ def _parse_answer(out: bytes) -> dict | None:
     for line in reversed(text.splitlines()):
         if line.startswith(_MARKER):
             try:
-                value = json.loads(line[len(_MARKER):])
+                value = json.loads(line[len(_MARKER) :])
             except ValueError:
                 return None
             return value if isinstance(value, dict) else None
@@ -266,8 +282,9 @@ def scan_distributions(dirs: Sequence[str]) -> list[FoundDistribution]:
     found = []
     for directory in dirs:
         try:
-            names = sorted(entry for entry in os.listdir(directory)
-                           if entry.endswith(_META_SUFFIXES))
+            names = sorted(
+                entry for entry in os.listdir(directory) if entry.endswith(_META_SUFFIXES)
+            )
         except OSError:
             continue
         for entry in names:
@@ -389,8 +406,11 @@ def probe_tensorflow(
     natives = read_record(owner.meta) if owner else None
     if natives is None:
         essentials = _TF_ESSENTIALS.get("win32" if platform == "win32" else platform, ())
-        natives = [os.path.join(code_dir, rel) for rel in essentials] if platform in (
-            "linux", "win32") else []
+        natives = (
+            [os.path.join(code_dir, rel) for rel in essentials]
+            if platform in ("linux", "win32")
+            else []
+        )
     missing = tuple(root.system(path) for path in natives if not os.path.exists(path))
 
     version = owner.version if owner else ""
@@ -431,12 +451,19 @@ def _owner(builds: Sequence[FoundDistribution], location: str) -> FoundDistribut
     written last.
     """
     here = [d for d in builds if os.path.realpath(d.location) == os.path.realpath(location)]
-    owners = [d for d in here
-              if _record_owns(d.meta, "tensorflow") or _record_owns(d.meta, "tensorflow_core")]
+    owners = [
+        d
+        for d in here
+        if _record_owns(d.meta, "tensorflow") or _record_owns(d.meta, "tensorflow_core")
+    ]
     if owners:
         return max(owners, key=lambda d: _mtime(d.meta))
-    ranked = sorted(here, key=lambda d: TF_BUILD_NAMES.index(d.name)
-                    if d.name in TF_BUILD_NAMES else len(TF_BUILD_NAMES))
+    ranked = sorted(
+        here,
+        key=lambda d: (
+            TF_BUILD_NAMES.index(d.name) if d.name in TF_BUILD_NAMES else len(TF_BUILD_NAMES)
+        ),
+    )
     return ranked[0] if ranked else None
 
 
@@ -509,7 +536,8 @@ def build_fields(info: Mapping[str, object]) -> dict:
         "cuda_version": str(cuda) if cuda not in (None, "") else None,
         "cudnn_version": str(cudnn) if cudnn not in (None, "") else None,
         "compute_capabilities": tuple(str(c).strip() for c in caps)
-        if isinstance(caps, (list, tuple)) else (),
+        if isinstance(caps, (list, tuple))
+        else (),
     }
 
 
@@ -535,7 +563,8 @@ def read_version_header(code_dir: str) -> str | None:
         parts[key] = match.group(1)
     suffix = re.search(r'#define\s+TF_VERSION_SUFFIX\s+"([^"]*)"', text)
     return f"{parts['MAJOR']}.{parts['MINOR']}.{parts['PATCH']}" + (
-        suffix.group(1) if suffix else "")
+        suffix.group(1) if suffix else ""
+    )
 
 
 def tensorflow_runpath(code_dir: str, root: Root = _SYSTEM) -> tuple[str, ...]:

@@ -95,16 +95,18 @@ def read_version_files(
 ) -> tuple[str | None, str, list[str]]:
     """(version, source, errors) from version.json, else version.txt; errors of both kept."""
     errors = []
-    text, error = syspath.read_text(root, syspath.join(os_name, toolkit_root, "version.json"),
-                                    os_name)
+    text, error = syspath.read_text(
+        root, syspath.join(os_name, toolkit_root, "version.json"), os_name
+    )
     if text is not None:
         version, error = _version_from_json(text)
         if version:
             return version, "version.json", errors
     if error:
         errors.append(f"version.json: {error}")
-    text, error = syspath.read_text(root, syspath.join(os_name, toolkit_root, "version.txt"),
-                                    os_name)
+    text, error = syspath.read_text(
+        root, syspath.join(os_name, toolkit_root, "version.txt"), os_name
+    )
     if text is not None:
         match = _VERSION_TXT.search(text)
         if match:
@@ -244,7 +246,9 @@ def _conda_candidate(root: Root, env: Mapping[str, str], os_name: str) -> _Candi
         return None
     meta = syspath.list_dir(root, syspath.join(os_name, prefix, "conda-meta"), os_name)
     records = tuple(
-        name for pattern in _CONDA_RECORDS for name in syspath.by_version(meta)
+        name
+        for pattern in _CONDA_RECORDS
+        for name in syspath.by_version(meta)
         if pattern.fullmatch(name)
     )
     if records or _nvcc_in(root, prefix, os_name):
@@ -252,12 +256,13 @@ def _conda_candidate(root: Root, env: Mapping[str, str], os_name: str) -> _Candi
     return None
 
 
-def _locate(
-    root: Root, candidate: _Candidate, os_name: str
-) -> tuple[str, str, str | None] | None:
+def _locate(root: Root, candidate: _Candidate, os_name: str) -> tuple[str, str, str | None] | None:
     """(root, origin label, error) of a candidate; None when a fixed place simply is not there."""
-    what = candidate.path if candidate.label == candidate.path else (
-        f"{candidate.label}={candidate.path}")
+    what = (
+        candidate.path
+        if candidate.label == candidate.path
+        else (f"{candidate.label}={candidate.path}")
+    )
     if not syspath.is_absolute(candidate.path, os_name):
         return candidate.path, candidate.label, f"{what}: not an absolute path"
     resolved, error = syspath.resolve(root, candidate.path, os_name)
@@ -322,8 +327,9 @@ def _nvcc_in(root: Root, toolkit_root: str, os_name: str) -> str | None:
     else:
         places = (("bin", "nvcc"),)
     for parts in places:
-        resolved, error = syspath.resolve(root, syspath.join(os_name, toolkit_root, *parts),
-                                          os_name)
+        resolved, error = syspath.resolve(
+            root, syspath.join(os_name, toolkit_root, *parts), os_name
+        )
         if error is None and os.path.isfile(root.path(resolved)):
             return resolved
     return None

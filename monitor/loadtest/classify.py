@@ -732,6 +732,18 @@ def _import_finding(ctx: _Context, title: str, what: str, keras: bool = False) -
     return _error(IMPORT, Link.TENSORFLOW, title, parts, fix)
 
 
+def _build_tf_own_unloadable(m: re.Match[str], ctx: _Context) -> Finding | None:
+    """One of TensorFlow's own native libraries is gone or damaged: a broken install."""
+    name = basename(m.group("lib"))
+    if not _TF_OWN.search(name):
+        return None
+    return _import_finding(
+        ctx,
+        f"TensorFlow's own {name} cannot be loaded: the install is broken",
+        f"Python: {m.group(0).strip()}",
+    )
+
+
 def _build_no_module(m: re.Match[str], ctx: _Context) -> Finding | None:
     module = m.group("mod")
     if module == "tensorflow":
@@ -1309,6 +1321,12 @@ RULES: tuple[Rule, ...] = (
         LIBRARY,
         r"(?P<lib>\S+?\.(?:so[\w.]*|pyd|dll)): undefined symbol: (?P<sym>\S+)",
         _build_undefined_symbol,
+    ),
+    _rule(
+        IMPORT,
+        r"(?P<lib>[^\s:'\"]+\.so[\w.]*): (?:cannot open shared object file|file too short"
+        r"|invalid ELF header)",
+        _build_tf_own_unloadable,
     ),
     _rule(LIBRARY, rf"(?P<lib>\b{_SO}): cannot open shared object file", _build_shared_object),
     _rule(LIBRARY, r"\b(?P<lib>[\w.+-]+\.dll) not found", _build_shared_object),

@@ -32,7 +32,11 @@ def run_check(python: Path, **env_changes: str) -> tuple[int, dict]:
     env.update(env_changes)
     proc = subprocess.run(
         [sys.executable, "-m", "monitor", "check", "--json", "--python", str(python)],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
     )
     assert proc.returncode in (0, 1, 2), f"check failed ({proc.returncode}): {proc.stderr}"
     report = json.loads(proc.stdout)
@@ -82,21 +86,31 @@ def test_deleted_framework_library(venv_copy):
 def test_uninstalled_cuda_runtime_wheel(venv_copy):
     copy = venv_copy()
     python = tfvenv.venv_python(copy)
-    subprocess.run([str(python), "-m", "pip", "uninstall", "--yes", "--quiet",
-                    "nvidia-cuda-runtime-cu12"], check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "uninstall", "--yes", "--quiet", "nvidia-cuda-runtime-cu12"],
+        check=True,
+    )
     code, report = run_check(python)
     assert code == 2
-    not_found = [f for f in findings(report, "library-not-found")
-                 if "libcudart.so.12" in f["subject"]]
+    # Missing wheels are grouped into one finding (subject tensorflow[and-cuda]) that names
+    # every missing file and the wheel that provides it.
+    not_found = [
+        f
+        for f in findings(report, "library-not-found")
+        if mentions(f, "libcudart.so.12") and mentions(f, "nvidia-cuda-runtime-cu12")
+    ]
     assert not_found, [f["id"] + ": " + f["subject"] for f in report["findings"]]
     assert "tf-files-missing" not in {f["id"] for f in report["findings"]}
 
 
 def test_wrong_libcudart_on_ld_library_path(tf_python, tmp_path):
     # named like CUDA 12's runtime, but it is an 11.x one: the loader would pick it first
-    stub = build_library(tmp_path / "cuda-11/lib64", "libcudart.so.12",
-                         {"cudaRuntimeGetVersion": "*v = 11080; return 0;"},
-                         soname="libcudart.so.11.0")
+    stub = build_library(
+        tmp_path / "cuda-11/lib64",
+        "libcudart.so.12",
+        {"cudaRuntimeGetVersion": "*v = 11080; return 0;"},
+        soname="libcudart.so.11.0",
+    )
     code, report = run_check(tf_python, LD_LIBRARY_PATH=str(stub.parent))
     assert code == 2
     wrong = findings(report, "library-wrong-version")

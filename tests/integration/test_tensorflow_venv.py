@@ -35,12 +35,23 @@ def test_probe_reads_the_real_tf221_wheel(tf_venv, tf_python, record_property):
     tf = env.tensorflow
     assert tf.error is None
     assert (tf.package_dir, tf.distribution, tf.version) == (
-        f"{site}/tensorflow", "tensorflow", "2.21.0")
+        f"{site}/tensorflow",
+        "tensorflow",
+        "2.21.0",
+    )
     assert (tf.is_cuda_build, tf.cuda_version, tf.cudnn_version) == (True, "12.5.1", "9")
     assert tf.compute_capabilities == ("sm_60", "sm_70", "sm_80", "sm_89", "compute_90")
     assert ("cpu_compiler", "clang") in tf.build_info
-    for component in ("cudnn", "cuda_runtime", "cublas", "cufft", "cusparse", "nccl",
-                      "cuda_cupti", "cusolver"):
+    for component in (
+        "cudnn",
+        "cuda_runtime",
+        "cublas",
+        "cufft",
+        "cusparse",
+        "nccl",
+        "cuda_cupti",
+        "cusolver",
+    ):
         assert f"{site}/nvidia/{component}/lib" in tf.runpath
     assert len(set(tf.runpath)) == len(tf.runpath)
     assert tf.missing_files == ()
@@ -76,8 +87,10 @@ def test_a_deleted_framework_library_is_missing(tf_venv, venv_copy):
 def test_an_uninstalled_nvidia_wheel_disappears(tf_venv, venv_copy):
     copy = venv_copy()
     python = tfvenv.venv_python(copy)
-    subprocess.run([str(python), "-m", "pip", "uninstall", "--yes", "--quiet",
-                    "nvidia-cuda-runtime-cu12"], check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "uninstall", "--yes", "--quiet", "nvidia-cuda-runtime-cu12"],
+        check=True,
+    )
     env = probe_python(str(python))
     names = {d.name for d in env.distributions}
     assert "nvidia-cuda-runtime-cu12" not in names

@@ -37,7 +37,9 @@ _COMPLETE = ".tfsm-complete"
 def venv_key(python: str = sys.executable) -> str:
     version = subprocess.run(
         [python, "-c", "import sys; print(sys.version)"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     digest = hashlib.sha256(REQUIREMENTS.read_bytes() + b"\0" + version.encode())
     return digest.hexdigest()[:16]
@@ -76,8 +78,16 @@ def ensure_venv(python: str = sys.executable, log=print) -> Path:
             log(f"building the TensorFlow test venv in {target} (pip install, once)...")
             subprocess.run([python, "-m", "venv", str(building)], check=True)
             subprocess.run(
-                [str(venv_python(building)), "-m", "pip", "install", "--quiet",
-                 "--disable-pip-version-check", "-r", str(REQUIREMENTS)],
+                [
+                    str(venv_python(building)),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-r",
+                    str(REQUIREMENTS),
+                ],
                 check=True,
             )
             (building / _COMPLETE).write_text(REQUIREMENTS.read_text())
