@@ -425,7 +425,8 @@ def test_fake_without_config_fails_loudly(fake_nvml: FakeNvml) -> None:
             False,
         ),
         (
-            "NVRM version: NVIDIA UNIX x86_64 Kernel Module  390.157  Wed Oct 12 09:19:07 UTC 2022\n",
+            "NVRM version: NVIDIA UNIX x86_64 Kernel Module  390.157  "
+            "Wed Oct 12 09:19:07 UTC 2022\n",
             "390.157",
             False,
         ),
