@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from monitor import compat
+from monitor.loadtest.exits import NTSTATUS_NAMES
 from monitor.model import (
     Finding,
     HostInfo,
@@ -125,17 +126,6 @@ _SIGNALS = {
     15: "SIGTERM",
 }
 
-# Windows exit statuses that mean the process died (NTSTATUS codes).
-_NTSTATUS = {
-    0xC0000005: "STATUS_ACCESS_VIOLATION",
-    0xC000001D: "STATUS_ILLEGAL_INSTRUCTION",
-    0xC00000FD: "STATUS_STACK_OVERFLOW",
-    0xC0000135: "STATUS_DLL_NOT_FOUND",
-    0xC000013A: "STATUS_CONTROL_C_EXIT",
-    0xC0000374: "STATUS_HEAP_CORRUPTION",
-    0xC0000409: "STATUS_STACK_BUFFER_OVERRUN",
-}
-
 _ILLEGAL_NAMES = frozenset({"SIGILL", "STATUS_ILLEGAL_INSTRUCTION"})
 
 
@@ -149,8 +139,8 @@ def signal_name(exit_code: int | None, os_name: str = "") -> str | None:
     if exit_code is None:
         return None
     unsigned = exit_code & 0xFFFFFFFF
-    if unsigned in _NTSTATUS:
-        return _NTSTATUS[unsigned]
+    if unsigned in NTSTATUS_NAMES:
+        return NTSTATUS_NAMES[unsigned]
     if exit_code < 0:
         return _SIGNALS.get(-exit_code, f"signal {-exit_code}")
     if os_name != "windows" and 128 < exit_code <= 128 + 64:
@@ -164,7 +154,7 @@ def describe_exit(exit_code: int | None, os_name: str = "") -> str:
         return "no exit status"
     name = signal_name(exit_code, os_name)
     unsigned = exit_code & 0xFFFFFFFF
-    if name and unsigned in _NTSTATUS:
+    if name and unsigned in NTSTATUS_NAMES:
         return f"{name} (0x{unsigned:08X})"
     if name and exit_code < 0:
         return f"{name} (signal {-exit_code})" if not name.startswith("signal") else name

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from monitor.loadtest.exits import NTSTATUS_NAMES
 from monitor.loadtest.gpu_sampler import GpuSampler, SampleSummary
 from monitor.model import (
     Finding,
@@ -57,17 +58,6 @@ IS_WINDOWS = sys.platform == "win32"
 
 GPU_STEPS = ("matmul", "train", "memory")
 
-# Windows exit codes that are crashes (NTSTATUS), by name.
-_NTSTATUS = {
-    0xC0000005: "STATUS_ACCESS_VIOLATION",
-    0xC000001D: "STATUS_ILLEGAL_INSTRUCTION",
-    0xC0000094: "STATUS_INTEGER_DIVIDE_BY_ZERO",
-    0xC00000FD: "STATUS_STACK_OVERFLOW",
-    0xC0000135: "STATUS_DLL_NOT_FOUND",
-    0xC0000139: "STATUS_ENTRYPOINT_NOT_FOUND",
-    0xC0000409: "STATUS_STACK_BUFFER_OVERRUN",
-    0xC0000374: "STATUS_HEAP_CORRUPTION",
-}
 # Lines of TF's stderr that say why it set up no GPU.
 _NO_GPU_HINT = re.compile(
     r"cuInit|Cannot dlopen|Could not load dynamic library|Could not find cuda drivers|"
@@ -536,8 +526,8 @@ def _signal_name(returncode: int | None) -> str | None:
         except ValueError:
             return f"signal {-returncode}"
     if IS_WINDOWS or returncode >= 0xC0000000:
-        if returncode in _NTSTATUS:
-            return _NTSTATUS[returncode]
+        if returncode in NTSTATUS_NAMES:
+            return NTSTATUS_NAMES[returncode]
         if returncode >= 0xC0000000:
             return f"NTSTATUS {returncode:#010x}"
     return None
