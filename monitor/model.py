@@ -527,6 +527,106 @@ def verdict_of(findings: typing.Iterable[Finding]) -> Verdict:
     return Verdict.HEALTHY
 
 
+# --------------------------------------------------------------------------- the monitor
+
+
+class ChangeKind(str, enum.Enum):
+    """What a trigger saw change; decides whether the daemon also runs the load test."""
+
+    DRIVER = "driver"  # driver version, CUDA driver version, GPU set, NVML gone / back
+    TOOLKIT = "toolkit"  # a CUDA toolkit root appeared, vanished or changed
+    CUDNN = "cudnn"  # cuDNN files appeared, vanished or changed
+    LOADER = "loader"  # /etc/ld.so.conf.d, /etc/ld.so.cache
+    PACKAGES = "packages"  # dist-info directories in a watched interpreter's site-packages
+    ENVIRONMENT = "environment"  # PATH, LD_LIBRARY_PATH, CUDA_* as the next login sees them
+    PERIODIC = "periodic"  # the periodic full check
+    MANUAL = "manual"  # "Check now", `check-now`, "Run GPU test"
+
+    @property
+    def touches_stack(self) -> bool:
+        """Changes after which the load test is re-run too."""
+        return self in (
+            ChangeKind.DRIVER,
+            ChangeKind.TOOLKIT,
+            ChangeKind.CUDNN,
+            ChangeKind.PACKAGES,
+        )
+
+
+@dataclass(frozen=True)
+class Change:
+    """One change a trigger noticed: what, before, after, when (ISO 8601, UTC).
+
+    subject: the thing that changed, for people ("NVIDIA driver", "/usr/local/cuda-12.4",
+    "PATH", "tensorflow in /home/ana/venvs/tf"). before/after: "" where it did not exist.
+    """
+
+    kind: ChangeKind
+    subject: str
+    before: str = ""
+    after: str = ""
+    at: str = ""
+
+
+@dataclass(frozen=True)
+class FactChange:
+    """One fact of the stack that differs between two reports ("NVIDIA driver", 535 -> 550)."""
+
+    link: Link
+    subject: str
+    before: str = ""
+    after: str = ""
+
+
+@dataclass(frozen=True)
+class ReportDiff:
+    """What changed between two reports: facts, findings that appeared and cleared, verdicts.
+
+    before_verdict is None for the first report the monitor ever made.
+    """
+
+    before_verdict: Verdict | None
+    after_verdict: Verdict
+    facts: tuple[FactChange, ...] = ()
+    appeared: tuple[Finding, ...] = ()
+    cleared: tuple[Finding, ...] = ()
+
+    @property
+    def verdict_changed(self) -> bool:
+        return self.before_verdict is not None and self.before_verdict != self.after_verdict
+
+    @property
+    def empty(self) -> bool:
+        return not (self.facts or self.appeared or self.cleared or self.verdict_changed)
+
+
+class MonitorState(str, enum.Enum):
+    """What the tray shows: a verdict, or what the monitor itself is doing."""
+
+    HEALTHY = "healthy"
+    WARNINGS = "warnings"
+    BROKEN = "broken"
+    CHECKING = "checking"
+    PAUSED = "paused"
+    ERROR = "error"  # the monitor itself failed (the check raised, history unwritable...)
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One verdict the monitor recorded, with what changed just before it (for history views).
+
+    summary: one line for people, built from the diff ("driver 535.104 -> 550.54; new error:
+    libcudnn.so.8 not found").
+    """
+
+    at: str
+    verdict: Verdict
+    summary: str = ""
+    changes: tuple[Change, ...] = ()
+    appeared: tuple[str, ...] = ()
+    cleared: tuple[str, ...] = ()
+
+
 # --------------------------------------------------------------------------- JSON
 
 
