@@ -1,7 +1,8 @@
 """How much faster `check` is than asking TensorFlow itself.
 
 Runs, as whole processes and alternating so machine noise hits both alike:
-  A: python -m monitor check --json --python <TF venv python>
+  A: tf-stack-monitor check --json --python <TF venv python>  (the installed console script,
+     as users run it; `python -m monitor` where it is not installed)
   B: <TF venv python> -c "import tensorflow as tf; print(tf.sysconfig.get_build_info())"
 N times each (default 7) after one untimed warm-up of each, and prints medians, minimums and
 the ratio. Targets (DESIGN.md): check under 0.5 s, and at least 20x faster than B.
@@ -50,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     tf_python = args.python or str(tfvenv.venv_python(tfvenv.ensure_venv(log=print)))
-    check_cmd = [sys.executable, "-m", "monitor", "check", "--json", "--python", tf_python]
+    script = Path(sys.executable).with_name("tf-stack-monitor")
+    program = [str(script)] if script.exists() else [sys.executable, "-m", "monitor"]
+    check_cmd = [*program, "check", "--json", "--python", tf_python]
     tf_cmd = [tf_python, "-c", TF_SNIPPET]
     print(f"check:      {' '.join(check_cmd)}")
     print(f"tensorflow: {tf_python} -c {TF_SNIPPET!r}")

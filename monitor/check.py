@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import importlib
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from monitor import __version__
-from monitor.facts import collect_inventory
+from monitor.facts.collect import collect_inventory
+from monitor.facts.interpreter import InterpreterQuery
 from monitor.model import Inventory, Report
-from monitor.rules import evaluate
+
+# Imported while the check waits for its child processes (see run_check), not before.
+_LATER_MODULES = ("monitor.rules", "monitor.report", "monitor.snapshot")
 
 
 def judge(inventory: Inventory, started: float | None = None) -> Report:
     """Run the rules over an inventory (from this machine or a snapshot)."""
+    from monitor.rules import evaluate
+
     started = time.perf_counter() if started is None else started
     findings = evaluate(inventory)
     return Report(
@@ -32,16 +40,33 @@ def run_check(
     pythons: Sequence[str] | None = None,
     nvml_library: str | None = None,
     python_timeout: float = 10.0,
+    queries: Mapping[str, InterpreterQuery] | None = None,
+    started: float | None = None,
 ) -> Report:
-    started = time.perf_counter()
-    inventory = collect_inventory(
-        root=root,
-        env=env,
-        pythons=pythons,
-        nvml_library=nvml_library,
-        python_timeout=python_timeout,
-    )
+    """Check this machine (or the one under `root`); queries: interpreters already asked."""
+    started = time.perf_counter() if started is None else started
+    # The probes spend part of their time waiting for child processes; the rules and the
+    # renderer are imported meanwhile (the import lock makes a concurrent import safe).
+    importer = threading.Thread(target=_import_all, args=(_LATER_MODULES,), name="import-rules")
+    importer.start()
+    try:
+        inventory = collect_inventory(
+            root=root,
+            env=env,
+            pythons=pythons,
+            nvml_library=nvml_library,
+            python_timeout=python_timeout,
+            queries=queries,
+        )
+    finally:
+        importer.join()
     return judge(inventory, started)
+
+
+def _import_all(names: Sequence[str]) -> None:
+    for name in names:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
 
 
 def with_load_tests(

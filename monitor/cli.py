@@ -6,10 +6,10 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 
 from monitor import __version__
-from monitor.report import EXIT_CHECK_FAILED, exit_code, render_json, render_text
 
 DESCRIPTION = "Checks that TensorFlow can use the GPU, and says exactly what to fix."
 
@@ -127,11 +127,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    # Ask the watched interpreters first: their start-up then overlaps with our imports.
+    queries = {} if args.snapshot else _ask_interpreters(args)
+
     from monitor.check import judge, run_check
-    from monitor.snapshot import SnapshotError, load_inventory, redact, snapshot_document
 
     try:
         if args.snapshot:
+            from monitor.snapshot import load_inventory
+
             with open(args.snapshot, encoding="utf-8") as handle:
                 report = judge(load_inventory(handle.read()))
         else:
@@ -140,6 +145,8 @@ def _check(args: argparse.Namespace) -> int:
                 pythons=args.pythons,
                 nvml_library=args.nvml_library,
                 python_timeout=args.python_timeout,
+                queries=queries,
+                started=started,
             )
         if args.gpu_test and not args.snapshot:
             from monitor.check import with_load_tests
@@ -147,15 +154,11 @@ def _check(args: argparse.Namespace) -> int:
             report = with_load_tests(
                 report, timeout=args.gpu_test_timeout, nvml_library=args.nvml_library
             )
-    except (OSError, SnapshotError) as exc:
-        print(f"tf-stack-monitor: cannot check: {exc}", file=sys.stderr)
-        return EXIT_CHECK_FAILED
-    except Exception as exc:  # the check itself failed: say so, exit 3, keep it short
-        print(
-            f"tf-stack-monitor: the check itself failed: {type(exc).__name__}: {exc}",
-            file=sys.stderr,
-        )
-        return EXIT_CHECK_FAILED
+    except Exception as exc:
+        return _check_failed(exc)
+
+    from monitor.report import EXIT_CHECK_FAILED, exit_code, render_json, render_text
+    from monitor.snapshot import redact, snapshot_document
 
     document = render_json(report)
     host = report.inventory.host
@@ -181,6 +184,33 @@ def _check(args: argparse.Namespace) -> int:
         if args.save_snapshot:
             print(f"Snapshot written to {args.save_snapshot}")
     return exit_code(report)
+
+
+def _check_failed(exc: Exception) -> int:
+    """Say why the check could not be made, briefly; exit 3."""
+    from monitor.report import EXIT_CHECK_FAILED
+    from monitor.snapshot import SnapshotError
+
+    if isinstance(exc, (OSError, SnapshotError)):
+        print(f"tf-stack-monitor: cannot check: {exc}", file=sys.stderr)
+    else:  # a bug of ours: keep it short
+        print(
+            f"tf-stack-monitor: the check itself failed: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+    return EXIT_CHECK_FAILED
+
+
+def _ask_interpreters(args: argparse.Namespace) -> dict:
+    from monitor.facts.interpreter import default_interpreters, start_query
+
+    pythons = args.pythons or default_interpreters(os.environ, sys.executable)
+    root = None
+    if args.root != "/":  # only then: the Root dataclass costs an import of `dataclasses`
+        from monitor.facts.paths import Root
+
+        root = Root(args.root)
+    return {exe: start_query(exe, root, os.environ) for exe in pythons}
 
 
 def _write_json(path: str, document: dict) -> None:

@@ -648,11 +648,33 @@ def test_what_a_library_prints_does_not_spoil_the_answers(tmp_path):
     assert results[str(noisy)].version == "12.9"
 
 
+@linux_only
+def test_a_child_started_early_answers_jobs_given_later(tmp_path):
+    good = build_library(tmp_path, "libcudart.so.12", CUDART)
+    child = loader_versions.VersionChild({})
+    results = loader_versions.call_version_functions(
+        [(str(good), "cudart", "libcudart.so.12")], {}, child=child
+    )
+    assert results[str(good)].version == "12.9"
+    child.close()  # already used: nothing left to end
+    again = loader_versions.call_version_functions(
+        [(str(good), "cudart", "libcudart.so.12")], {}, child=child
+    )
+    assert again[str(good)].error == "the version probe was already used"
+
+
+def test_an_unused_early_child_is_ended_and_reaped():
+    child = loader_versions.VersionChild({})
+    proc = child._proc
+    child.close()
+    assert proc is not None and proc.returncode == 0
+
+
 def test_no_child_without_version_functions(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("started a child")
 
-    monkeypatch.setattr(subprocess, "run", fail)
+    monkeypatch.setattr(subprocess, "Popen", fail)
     assert (
         loader_versions.call_version_functions(
             [

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from stubs import build_library
 
+from monitor.facts.interpreter import default_interpreters, start_query
 from monitor.facts.paths import Root
 from monitor.facts.tensorflow import (
     build_fields,
-    default_interpreters,
     probe_python,
     probe_tensorflow,
     read_build_info,
@@ -527,6 +527,20 @@ def test_a_hanging_interpreter_is_killed_at_the_timeout(tmp_path):
     assert time.monotonic() - started < 5
     assert env.error == f"{hung} did not answer within 0.5 s (killed)"
     assert env.version == "" and env.tensorflow is None
+
+
+def test_a_question_asked_early_is_answered_later(tmp_path, venv):
+    python, _ = venv
+    query = start_query(str(python))
+    time.sleep(0.3)  # the caller imports and probes meanwhile; the answer waits in the pipe
+    env = probe_python(str(python), query=query)
+    assert env.error is None and env.version.startswith("3.")
+
+
+def test_an_early_question_to_a_missing_interpreter(tmp_path):
+    query = start_query(str(tmp_path / "nope" / "python"))
+    env = probe_python(str(tmp_path / "nope" / "python"), query=query)
+    assert env.error == f"{tmp_path / 'nope' / 'python'}: no such interpreter"
 
 
 def test_a_crashing_interpreter(tmp_path):

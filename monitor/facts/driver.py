@@ -35,6 +35,7 @@ from monitor.model import DriverInfo, GpuInfo, from_jsonable, to_jsonable
 SYSTEM_ROOT = Root("/")
 PROC_VERSION = "/proc/driver/nvidia/version"
 IMPORT_ERROR_CODE = "PYNVML_IMPORT_ERROR"
+LINUX_LIBRARY = "libnvidia-ml.so.1"  # the name pynvml loads on Linux
 _MIB = 1024 * 1024
 
 # pynvml's module state is process-global: one probe at a time touches it.
@@ -125,6 +126,11 @@ def _import_pynvml() -> tuple[ModuleType | None, str | None]:
 
 
 def _probe_nvml(library_path: str | None) -> DriverInfo:
+    missing = _default_library_missing() if library_path is None and not _explicit else None
+    if missing:  # no driver here: importing the bindings only to hear that is a tenth of a check
+        return DriverInfo(
+            error="NVML Shared Library Not Found", error_code="NVML_ERROR_LIBRARY_NOT_FOUND"
+        )
     pynvml, import_error = _import_pynvml()
     if pynvml is None:
         return DriverInfo(error=import_error, error_code=IMPORT_ERROR_CODE)
@@ -136,6 +142,23 @@ def _probe_nvml(library_path: str | None) -> DriverInfo:
     if info.nvml_library_replaced and not in_child:
         return dataclasses.replace(_probe_in_child(library_path), nvml_library_replaced=True)
     return info
+
+
+def _default_library_missing() -> str | None:
+    """Why libnvidia-ml.so.1 cannot be loaded by name (as pynvml would), or None if it can.
+
+    The error then reads as pynvml's own ("NVML Shared Library Not Found").
+
+    Linux only (pynvml's Windows search is its own). A library that loads stays loaded, as it
+    would when pynvml loads it a moment later.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        ctypes.CDLL(LINUX_LIBRARY)
+    except OSError as exc:
+        return str(exc)
+    return None
 
 
 def _probe_here(pynvml: Any, library_path: str | None) -> DriverInfo:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import os
 import platform
-import socket
 import sys
 from collections.abc import Mapping
 
@@ -27,7 +26,7 @@ def probe_host(root: Root, env: Mapping[str, str], os_name: str) -> HostInfo:
         os=os_name,
         os_release=_os_release(root, os_name),
         machine=platform.machine(),
-        hostname=_safe(socket.gethostname),
+        hostname=_safe(platform.node),
         user=_safe(getpass.getuser),
         home=env.get("HOME") or env.get("USERPROFILE") or os.path.expanduser("~"),
         is_wsl=os_name == "linux" and _is_wsl(root, env),

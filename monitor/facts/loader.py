@@ -92,12 +92,14 @@ def probe_libraries(
     machine: str | None = None,
     version_functions: bool = True,
     timeout: float = loader_versions.DEFAULT_TIMEOUT_S,
+    version_child: loader_versions.VersionChild | None = None,
 ) -> tuple[LibraryResolution, ...]:
     """Resolve every library each CUDA build of TF needs, per interpreter.
 
     Without any CUDA build, only the driver's own libraries are resolved, once, with
     python="". `machine` defaults to this host's (platform.machine()); `version_functions`
     False skips the child process (versions then come from file names and sonames only).
+    version_child: that child, started early by the caller (who closes it if unused).
     """
     env = {k: v for k, v in env.items() if isinstance(k, str) and isinstance(v, str)}
     if os_name == "windows":
@@ -119,7 +121,7 @@ def probe_libraries(
         )
         results.extend(probe.resolve_all(None, names))
     if version_functions and loader_versions.is_possible(os_name):
-        results = probe.add_function_versions(results, timeout)
+        results = probe.add_function_versions(results, timeout, version_child)
     return tuple(results)
 
 
@@ -302,6 +304,7 @@ class _LinuxProbe:
         self.toolkits = toolkits
         self.ld_dirs, self.ld_skipped = _env_dirs(env.get("LD_LIBRARY_PATH"))
         self._cache: ldcache.LdCache | None = None
+        self._cache_groups: dict[str, list[ldcache.CacheEntry]] | None = None
         self._default: list[str] | None = None
         self._conf: list[str] | None = None
         self._extra: list[tuple[str, str]] | None = None
@@ -314,6 +317,25 @@ class _LinuxProbe:
         if self._cache is None:
             self._cache = ldcache.read_cache(self.fs.real("/etc/ld.so.cache"))
         return self._cache
+
+    def _cache_entries_like(self, wanted: str) -> list[ldcache.CacheEntry]:
+        """The cache's entries for `wanted` and for other majors of the same library."""
+        if self.cache.error:
+            return []
+        if self._cache_groups is None:  # one pass over the cache, not one per library
+            self._cache_groups = {}
+            for entry in self.cache.entries:
+                parts = _split_soname(entry.name)
+                if parts:
+                    self._cache_groups.setdefault(parts[0], []).append(entry)
+        parts = _split_soname(wanted)
+        if not parts:
+            return [e for e in self.cache.entries if e.name == wanted]
+        return [
+            e
+            for e in self._cache_groups.get(parts[0], ())
+            if e.name == wanted or _other_major(e.name, wanted)
+        ]
 
     def default_dirs(self) -> list[str]:
         """glibc's built-in directories for this distribution's layout."""
@@ -702,15 +724,7 @@ class _LinuxProbe:
         pairs: list[tuple[str, str]] = []
         for phase in phases:
             pairs += phase.dirs
-        cache_entries = (
-            []
-            if self.cache.error
-            else [
-                e
-                for e in self.cache.entries
-                if (e.name == wanted or _other_major(e.name, wanted)) and e.path.startswith("/")
-            ]
-        )
+        cache_entries = [e for e in self._cache_entries_like(wanted) if e.path.startswith("/")]
         pairs += [("ld.so.cache", posixpath.dirname(e.path)) for e in cache_entries]
         pairs += [("default", d) for d in self.default_dirs()]
         pairs += [("pip", d) for d in pip_dirs]
@@ -769,7 +783,10 @@ class _LinuxProbe:
     # ------------------------------------------------------------------ versions
 
     def add_function_versions(
-        self, results: list[LibraryResolution], timeout: float
+        self,
+        results: list[LibraryResolution],
+        timeout: float,
+        child: loader_versions.VersionChild | None = None,
     ) -> list[LibraryResolution]:
         """Ask every resolved file (not failing already) its version, in one child process."""
         jobs = []
@@ -781,7 +798,9 @@ class _LinuxProbe:
             jobs.append((real, resolution.role, resolution.wanted))
         if not any(loader_versions.calls_for(role, wanted) for _, role, wanted in jobs):
             return results
-        answers = loader_versions.call_version_functions(jobs, self.env, timeout=timeout)
+        answers = loader_versions.call_version_functions(
+            jobs, self.env, timeout=timeout, child=child
+        )
         out = []
         for resolution in results:
             found = resolution.resolved

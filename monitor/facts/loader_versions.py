@@ -165,12 +165,13 @@ def call_version_functions(
     env: Mapping[str, str],
     timeout: float = DEFAULT_TIMEOUT_S,
     python: str | None = None,
+    child: VersionChild | None = None,
 ) -> dict[str, VersionResult]:
     """Run the child once for `jobs` = (real path, role, wanted) and return results by path.
 
     Files without version functions are left out of the child; with none left the child is
     not started. A path missing from the answer was not reached (crash or timeout) and gets
-    an error result.
+    an error result. child: one started earlier with the same `env` (see VersionChild).
     """
     todo = []
     for path, role, wanted in jobs:
@@ -183,27 +184,8 @@ def call_version_functions(
     todo.sort(key=lambda job: rank.get(job["role"], len(rank)))
     for index, job in enumerate(todo):
         job["id"] = index
-    child_env = {k: v for k, v in env.items() if isinstance(k, str) and isinstance(v, str)}
-    command = [python or sys.executable, "-I", "-S", "-c", _CHILD]
-    failure = None
-    try:
-        completed = subprocess.run(
-            command,
-            input=json.dumps(todo),
-            capture_output=True,
-            text=True,
-            env=child_env,
-            timeout=timeout,
-            check=False,
-        )
-        stdout, returncode = completed.stdout, completed.returncode
-        if returncode != 0:
-            failure = _exit_reason(returncode, completed.stderr)
-    except subprocess.TimeoutExpired as exc:
-        stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        failure = f"timed out after {timeout:g} s"
-    except (OSError, ValueError) as exc:
-        stdout, failure = "", f"cannot start the version probe: {exc}"
+    child = child or VersionChild(env, python)
+    stdout, failure = child.run(json.dumps(todo), timeout)
     answers: dict[int, dict] = {}
     for line in stdout.splitlines():
         try:
@@ -229,6 +211,54 @@ def call_version_functions(
             continue
         results[job["path"]] = VersionResult(error=str(answer.get("error") or "unknown error"))
     return results
+
+
+class VersionChild:
+    """The child process that calls the version functions, started before its work is known.
+
+    Starting an interpreter is most of its cost; started early, that overlaps with the probes
+    that decide which files it will load. It reads its jobs from stdin, so `run` (or `close`
+    when there is nothing to ask) must follow exactly once.
+    """
+
+    def __init__(self, env: Mapping[str, str], python: str | None = None) -> None:
+        child_env = {k: v for k, v in env.items() if isinstance(k, str) and isinstance(v, str)}
+        self._proc: subprocess.Popen | None = None
+        self._error: str | None = None
+        try:
+            self._proc = subprocess.Popen(
+                [python or sys.executable, "-I", "-S", "-c", _CHILD],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=child_env,
+            )
+        except (OSError, ValueError) as exc:
+            self._error = f"cannot start the version probe: {exc}"
+
+    def run(self, jobs_json: str, timeout: float) -> tuple[str, str | None]:
+        """(stdout, why it failed or None) for the jobs, as JSON text."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return "", self._error or "the version probe was already used"
+        try:
+            stdout, stderr = proc.communicate(jobs_json, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, _ = proc.communicate()
+            return stdout or "", f"timed out after {timeout:g} s"
+        except OSError as exc:  # it died before reading its jobs
+            proc.kill()
+            proc.communicate()
+            return "", f"the version probe failed: {exc}"
+        failure = _exit_reason(proc.returncode, stderr) if proc.returncode != 0 else None
+        return stdout, failure
+
+    def close(self) -> None:
+        """End the child unused (nothing to ask)."""
+        if self._proc is not None:
+            self.run("[]", DEFAULT_TIMEOUT_S)
 
 
 def _exit_reason(returncode: int, stderr: str) -> str:

@@ -16,57 +16,18 @@ from __future__ import annotations
 import ast
 import contextlib
 import csv
-import json
 import os
 import re
-import shutil
-import signal
-import subprocess
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from monitor.facts import elf
+from monitor.facts.interpreter import InterpreterQuery, find_tensorflow_package, start_query
 from monitor.facts.paths import Root
 from monitor.model import Distribution, PythonEnv, TensorflowBuild
 
 _SYSTEM = Root("/")
-_MARKER = "@@tf-stack-monitor@@"
-
-# Run by the watched interpreter with `-c`. Python 2.7 / 3.5 syntax on purpose (TF 2.0 and 2.1
-# had wheels for them); stdlib only; never imports anything the user installed. The result is
-# one marked line, so whatever a .pth file or sitecustomize prints does not spoil it.
-_CHILD = r"""
-import sys
-if sys.path and sys.path[0] == '':
-    del sys.path[0]
-import json, site
-sites = []
-try:
-    sites.extend(site.getsitepackages())
-except Exception:
-    pass
-if getattr(site, 'ENABLE_USER_SITE', False):
-    try:
-        sites.append(site.getusersitepackages())
-    except Exception:
-        pass
-facts = {
-    'version': '.'.join(str(p) for p in sys.version_info[:3]),
-    'bits': 64 if sys.maxsize > 2 ** 32 else 32,
-    'platform': sys.platform,
-    'prefix': sys.prefix,
-    'path': [p for p in sys.path if isinstance(p, str)],
-    'site': sites,
-}
-sys.stdout.write('\n' + MARKER + json.dumps(facts) + '\n')
-sys.stdout.flush()
-""".replace("MARKER", repr(_MARKER))
-
-# -B: never write .pyc files into the user's environment. Not -E/-s/-I/-S: PYTHONPATH, the
-# user site and site-packages are exactly what the user's programs see.
-_FLAGS = ("-B",)
-
 # Distributions that own a `tensorflow` package: the one whose RECORD lists its files is "the"
 # TensorFlow (on Windows 2.11-2.18.0 `tensorflow` is a stub that pulls `tensorflow-intel`).
 TF_BUILD_NAMES = (
@@ -123,9 +84,16 @@ def probe_python(
     root: Root = _SYSTEM,
     env: Mapping[str, str] | None = None,
     timeout: float = 10.0,
+    query: InterpreterQuery | None = None,
 ) -> PythonEnv:
-    """Ask `executable` for its paths (one short child process), then read its files."""
-    facts, error = _ask_interpreter(root.path(executable), env, timeout, name=executable)
+    """Ask `executable` for its paths (one short child process), then read its files.
+
+    query: the question already asked (`start_query`), so its answer can be on its way while
+    the caller does other work.
+    """
+    if query is None:
+        query = start_query(executable, root, env)
+    facts, error = query.answer(timeout)
     if error is not None:
         return PythonEnv(executable=executable, error=error)
     try:
@@ -152,81 +120,6 @@ def probe_python(
         ),
         tensorflow=probe_tensorflow(dirs, found, root, platform),
     )
-
-
-def _ask_interpreter(
-    path: str, env: Mapping[str, str] | None, timeout: float, name: str
-) -> tuple[dict, None] | tuple[None, str]:
-    """Run _CHILD in the interpreter at `path`; (facts, None) or (None, why not, about `name`)."""
-    command = [path, *_FLAGS, "-c", _CHILD]
-    try:
-        child = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=None if env is None else dict(env),
-            start_new_session=os.name == "posix",
-        )
-    except FileNotFoundError:
-        return None, f"{name}: no such interpreter"
-    except PermissionError:
-        return None, f"{name}: not executable (permission denied)"
-    except OSError as exc:
-        return None, f"{name}: cannot be started: {exc.strerror or exc}"
-    try:
-        out, err = child.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill(child)
-        return None, f"{name} did not answer within {timeout:g} s (killed)"
-    except BaseException:  # Ctrl-C: the child has its own session, so it is ours to end
-        _kill(child)
-        raise
-    facts = _parse_answer(out)
-    if child.returncode != 0 or facts is None:
-        return None, _failure(name, child.returncode, out, err)
-    return facts, None
-
-
-def _kill(child: subprocess.Popen) -> None:
-    """Kill the child and whatever it started (a hung sitecustomize may have spawned more)."""
-    try:
-        if os.name == "posix":
-            os.killpg(child.pid, signal.SIGKILL)
-        else:
-            child.kill()
-    except OSError:
-        pass
-    child.wait()  # not communicate(): an escaped grandchild may hold the pipes open
-    for stream in (child.stdout, child.stderr):
-        if stream:
-            stream.close()
-
-
-def _parse_answer(out: bytes) -> dict | None:
-    text = out.decode("utf-8", "replace")
-    for line in reversed(text.splitlines()):
-        if line.startswith(_MARKER):
-            try:
-                value = json.loads(line[len(_MARKER) :])
-            except ValueError:
-                return None
-            return value if isinstance(value, dict) else None
-    return None
-
-
-def _failure(executable: str, code: int | None, out: bytes, err: bytes) -> str:
-    if code is not None and code < 0:
-        try:
-            how = f"was killed by {signal.Signals(-code).name}"
-        except ValueError:
-            how = f"was killed by signal {-code}"
-    elif code:
-        how = f"exited with status {code}"
-    else:
-        how = "printed no answer"
-    tail = (err or out).decode("utf-8", "replace").strip()[-400:]
-    return f"{executable} {how}" + (f": {tail}" if tail else "")
 
 
 def _strings(value: object) -> list[str]:
@@ -380,7 +273,7 @@ def probe_tensorflow(
     platform: str = sys.platform,
 ) -> TensorflowBuild | None:
     """The TensorFlow the interpreter would import, or None when it has none."""
-    package = _find_package(dirs)
+    package = find_tensorflow_package(dirs)
     builds = [d for d in found if _is_tf_build(d.name)]
     if package is None and not builds:
         return None
@@ -431,17 +324,6 @@ def probe_tensorflow(
 
 def _is_tf_build(name: str) -> bool:
     return name in TF_BUILD_NAMES or (name.startswith("tf-nightly") and "keras" not in name)
-
-
-def _find_package(dirs: Sequence[str]) -> str | None:
-    """Where `import tensorflow` would look: a regular package first, else a leftover dir."""
-    for directory in dirs:
-        if os.path.isfile(os.path.join(directory, "tensorflow", "__init__.py")):
-            return os.path.join(directory, "tensorflow")
-    for directory in dirs:
-        if os.path.isdir(os.path.join(directory, "tensorflow")):
-            return os.path.join(directory, "tensorflow")
-    return None
 
 
 def _owner(builds: Sequence[FoundDistribution], location: str) -> FoundDistribution | None:
@@ -583,32 +465,3 @@ def tensorflow_runpath(code_dir: str, root: Root = _SYSTEM) -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------- which interpreters
-
-
-def default_interpreters(
-    env: Mapping[str, str],
-    own_executable: str = sys.executable,
-    own_path: Sequence[str] | None = None,
-) -> tuple[str, ...]:
-    """The `python3` / `python` on PATH, and the monitor's own interpreter if it has TF.
-
-    Two names count as one interpreter when they sit in the same (real) directory and resolve
-    to the same file: a venv's python and python3 are one, but a venv's python is not the
-    base interpreter it links to (same real file, other site-packages).
-    """
-    search = env.get("PATH", "")
-    candidates = [shutil.which(name, path=search) for name in ("python3", "python")]
-    own_path = sys.path if own_path is None else own_path
-    if own_executable and _find_package([p for p in own_path if p and os.path.isdir(p)]):
-        candidates.append(own_executable)
-    seen: set[tuple[str, str]] = set()
-    chosen = []
-    for candidate in candidates:
-        if not candidate:
-            continue
-        absolute = os.path.abspath(candidate)
-        key = (os.path.realpath(os.path.dirname(absolute)), os.path.realpath(absolute))
-        if key not in seen:
-            seen.add(key)
-            chosen.append(absolute)
-    return tuple(chosen)

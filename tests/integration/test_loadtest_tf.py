@@ -89,7 +89,7 @@ def test_cpu_only_run_of_the_real_tensorflow(tf_python, record_property):
 def test_loaded_library_matches_the_inventory(tf_python, tmp_path):
     """The cudart the child loads is the one the loader probe predicted; an LD_LIBRARY_PATH
     copy set only for the run (not when the inventory was taken) is reported."""
-    from monitor.facts import collect_inventory
+    from monitor.facts.collect import collect_inventory
 
     env = clean_env()
     inventory = collect_inventory(env=env, pythons=[str(tf_python)])
