@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common_options(gpu_test)
     gpu_test.set_defaults(handler=_check, gpu_test=True, snapshot=None, root="/")
+
+    from monitor.cli_daemon import add_commands
+
+    add_commands(commands)
     return parser
 
 

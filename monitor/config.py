@@ -272,7 +272,9 @@ class NotificationsConfig:
         example='"22:00-07:00"',
     )
     min_interval_minutes: float = _option(
-        10.0, "At most one notification per this many minutes.", _number(0)
+        1.0,
+        "After a burst of three, at most one notification per this many minutes.",
+        _number(0),
     )
 
 
