@@ -408,6 +408,17 @@ def test_unknown_failure_keeps_the_last_lines_verbatim():
     assert "exit status 1" in finding.title
 
 
+def test_a_huge_line_is_cut_and_the_real_error_after_it_still_found():
+    junk = "a.so." * 400_000  # 2 MB of what the library patterns would backtrack on
+    stderr = (
+        f"{junk}\nImportError: libcudnn.so.8: cannot open shared object file: "
+        "No such file or directory\n"
+    )
+    findings = classify(1, False, stderr, "import", None, "python", "linux")
+    assert [f.id for f in findings][:1] == [cl.LIBRARY]
+    assert "libcudnn.so.8" in findings[0].title
+
+
 def test_unknown_failure_without_output():
     (finding,) = classify(2, False, "", None, None, "python", "linux")
     assert "wrote nothing" in finding.detail

@@ -275,6 +275,21 @@ def test_cpu_only_run(tmp_path):
     assert fallback[0].subject == python
 
 
+def test_no_gpu_and_its_named_cause_are_one_finding(tmp_path):
+    stderr = (
+        "import sys; sys.stderr.write('E cuda_driver.cc:466] failed call to cuInit: "
+        "CUDA_ERROR_NO_DEVICE\\nI cuda_diagnostics.cc:86] kernel driver does not appear to be "
+        "running on this host (vm): /proc/driver/nvidia/version does not exist\\n')"
+    )
+    python = fake_python(tmp_path, printing(CPU_RUN, stderr))
+    result = run_load_test(python, timeout=30, sampler=NoNvml())
+    ids = [f.id for f in result.findings]
+    assert "loadtest-cpu-fallback" not in ids
+    (cause,) = [f for f in result.findings if f.id == "loadtest-no-device"]
+    assert cause.severity is Severity.ERROR
+    assert cause.detail.endswith("the matmul checked out at 123.4 GFLOP/s.")
+
+
 def test_cpu_only_with_a_gpu_on_the_machine_is_an_error(tmp_path, fake_nvml):
     fake_nvml.set(gpus=[FakeGpu(uuid=UUID)])
     stderr = (

@@ -100,6 +100,10 @@ CRASH_EXPLAINED_BY = frozenset(
 
 GpuProcess = tuple[int, str, int]  # (pid, name, used MiB)
 
+# Longer lines are cut in the middle before the patterns see them: TF's log lines are short,
+# and a few patterns ("<lib>.so...: undefined symbol") backtrack quadratically on one huge
+# line (a dumped array): 20,000 characters of "a.so." cost seconds, 4,000 a tenth of one.
+MAX_LINE = 4000
 _MAX_LINES = 5_000  # a runaway log is read at its start and its end (~60 us a line)
 _TAIL_IN_DETAIL = 10
 
@@ -127,6 +131,16 @@ _SIGNALS = {
 }
 
 _ILLEGAL_NAMES = frozenset({"SIGILL", "STATUS_ILLEGAL_INSTRUCTION"})
+
+
+def _short_lines(text: str, keep: int = MAX_LINE // 2) -> str:
+    """Lines over MAX_LINE characters cut in the middle (see MAX_LINE)."""
+    if all(len(line) <= MAX_LINE for line in text.split("\n")):
+        return text
+    return "\n".join(
+        line if len(line) <= MAX_LINE else f"{line[:keep]} [...] {line[-keep:]}"
+        for line in text.split("\n")
+    )
 
 
 def signal_name(exit_code: int | None, os_name: str = "") -> str | None:
@@ -1304,18 +1318,18 @@ RULES: tuple[Rule, ...] = (
     ),
     _rule(
         IMPORT,
-        r"(?P<lib>\S+?\.(?:so[\w.]*|pyd|dll)): undefined symbol: (?P<sym>\S+)",
+        r"(?<!\S)(?P<lib>\S+?\.(?:so[\w.]*|pyd|dll)): undefined symbol: (?P<sym>\S+)",
         _build_tf_undefined_symbol,
     ),
     _rule(
         LIBRARY,
-        r"(?P<lib>\S+?\.(?:so[\w.]*|pyd|dll)): undefined symbol: (?P<sym>\S+)",
+        r"(?<!\S)(?P<lib>\S+?\.(?:so[\w.]*|pyd|dll)): undefined symbol: (?P<sym>\S+)",
         _build_undefined_symbol,
     ),
     _rule(
         IMPORT,
-        r"(?P<lib>[^\s:'\"]+\.so[\w.]*): (?:cannot open shared object file|file too short"
-        r"|invalid ELF header)",
+        r"(?<![^\s:'\"])(?P<lib>[^\s:'\"]+\.so[\w.]*): "
+        r"(?:cannot open shared object file|file too short|invalid ELF header)",
         _build_tf_own_unloadable,
     ),
     _rule(LIBRARY, rf"(?P<lib>\b{_SO}): cannot open shared object file", _build_shared_object),
@@ -1433,7 +1447,7 @@ def classify(
     ctx = _Context(
         exit_code=exit_code,
         timed_out=timed_out,
-        stderr=stderr or "",
+        stderr=_short_lines(stderr or ""),
         last_step=last_step,
         inventory=inventory,
         python=python,

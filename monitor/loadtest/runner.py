@@ -50,7 +50,6 @@ from monitor.model import (
 STDERR_HEAD = 32 * 1024
 STDERR_TAIL = 200 * 1024
 MAX_LINE = 4 * 1024 * 1024  # a stdout "line" longer than this is noise, not a step
-CLASSIFY_LINE = 4000  # longer stderr lines reach the classifier cut in the middle
 TERM_GRACE = 3.0
 DRAIN_GRACE = 1.0
 THROUGHPUT_DROP = 0.30
@@ -622,11 +621,37 @@ def judge(
     ]
     known = {f.id for f in findings}
     findings.extend(f for f in own if f.id not in known)
+    findings = _fold_cpu_fallback(findings, result)
     if outcome in ("failed", "timeout", "crashed") and not any(
         f.severity is Severity.ERROR for f in findings
     ):
         findings.append(_failed(result, results, run, timeout))
     return _replace(result, findings=tuple(findings), detail=_detail(result, results, run))
+
+
+def _fold_cpu_fallback(findings: list[Finding], result: LoadTestResult) -> list[Finding]:
+    """One finding for "no GPU, and why" on a machine without one: where the classifier named
+    the cause (an error from TF's own output), the CPU-fallback warning would only repeat it;
+    its news, that TF itself works on the CPU, goes into the cause's detail instead. (With a
+    GPU on the machine the fallback is an error of its own: NVML's GPUs are its evidence.)"""
+    fallback = next(
+        (f for f in findings if f.id == "loadtest-cpu-fallback" and f.severity is Severity.WARNING),
+        None,
+    )
+    cause = next(
+        (f for f in findings if f.severity is Severity.ERROR and f.id.startswith("loadtest-")),
+        None,
+    )
+    if fallback is None or cause is None or cause is fallback:
+        return findings
+    works = ""
+    if result.cpu_gflops is not None:
+        works = (
+            f" TensorFlow itself works: it fell back to the CPU, where the matmul checked out "
+            f"at {result.cpu_gflops:.1f} GFLOP/s."
+        )
+    merged = dataclasses.replace(cause, detail=cause.detail + works)
+    return [merged if f is cause else f for f in findings if f is not fallback]
 
 
 def _replace(result: LoadTestResult, **changes: Any) -> LoadTestResult:
@@ -654,7 +679,7 @@ def _classified(
     result: LoadTestResult, run: _Run, inventory: Inventory | None, summary: SampleSummary
 ) -> tuple[Finding, ...]:
     """monitor.loadtest.classify's findings; its failure is a warning, not a crash."""
-    stderr = _short_lines(run.stderr)
+    stderr = run.stderr
     if run.start_error is not None:
         stderr = f"{run.start_error}\n{stderr}"
     try:
@@ -698,17 +723,6 @@ def _classified(
                 ),
             ),
         )
-
-
-def _short_lines(text: str, keep: int = CLASSIFY_LINE // 2) -> str:
-    """Lines over CLASSIFY_LINE characters cut in the middle: TF's log lines are short, and a
-    huge one (a dumped array) would cost the classifier's patterns minutes."""
-    if all(len(line) <= CLASSIFY_LINE for line in text.split("\n")):
-        return text
-    return "\n".join(
-        line if len(line) <= CLASSIFY_LINE else f"{line[:keep]} [...] {line[-keep:]}"
-        for line in text.split("\n")
-    )
 
 
 def _finding(
