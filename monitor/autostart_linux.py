@@ -197,6 +197,8 @@ def render_user_unit(argv: Sequence[str]) -> str:
         f"ExecStart={systemd_exec(argv)}\n"
         "Restart=on-failure\n"
         "RestartSec=10\n"
+        "# 1: another monitor already runs; 2: a bad config. Restarting would not help.\n"
+        "RestartPreventExitStatus=1 2\n"
         "Environment=PYTHONUNBUFFERED=1\n"
         "\n"
         "[Install]\n"

@@ -44,7 +44,16 @@ def add_commands(commands: Any) -> None:
     run.add_argument("--metrics-port", type=int, metavar="N", help="serve Prometheus /metrics")
     run.add_argument("--metrics-address", metavar="ADDR", help="listen address (127.0.0.1)")
     run.add_argument("--textfile", metavar="PATH", help="write node_exporter textfile metrics")
+    run.add_argument(
+        "--quiet-hours", metavar="HH:MM-HH:MM", help='no notifications then ("22:00-07:00")'
+    )
     run.add_argument("--verbose", action="store_true", help="debug logging, also to stderr")
+    run.add_argument(
+        "--root",
+        default="/",
+        metavar="DIR",
+        help="watch the machine whose files are under DIR (for tests and benchmarks; default /)",
+    )
     run.set_defaults(handler=_run)
 
     status = commands.add_parser(
@@ -162,6 +171,7 @@ def _run(args: argparse.Namespace) -> int:
             ("metrics.port", args.metrics_port),
             ("metrics.address", args.metrics_address),
             ("metrics.textfile", args.textfile),
+            ("notifications.quiet_hours", args.quiet_hours),
         )
         if value is not None
     }
@@ -178,7 +188,7 @@ def _run(args: argparse.Namespace) -> int:
     )
     if log_file is not None and sys.stderr is not None and sys.stderr.isatty():
         print(f"tf-stack-monitor: running; log: {log_file}", file=sys.stderr)
-    return run_monitor(config, paths, headless=args.headless)
+    return run_monitor(config, paths, headless=args.headless, root=args.root)
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -404,7 +404,7 @@ def default_triggers(
     from the next check on.
     """
     from monitor.watch.driver import DriverWatcher
-    from monitor.watch.environment import environment_watcher
+    from monitor.watch.environment import environment_watcher, linux_environment_watcher
     from monitor.watch.files import FileTrigger
     from monitor.watch.packages import PackageTrigger
     from monitor.watch.targets import watch_targets
@@ -415,9 +415,10 @@ def default_triggers(
     files = FileTrigger(targets, os_name=os_name)
     packages = PackageTrigger(inventory.pythons if inventory is not None else (), root=root)
     driver = DriverWatcher(interval_s=driver_poll_s, root=root, library_path=nvml_library)
-    triggers: list[Trigger] = [driver, files, packages]
-    if root.root in ("", "/"):
-        triggers.append(environment_watcher())
+    environment = (
+        linux_environment_watcher(root) if os_name == "linux" else environment_watcher()
+    )
+    triggers: list[Trigger] = [driver, files, packages, environment]
 
     def retarget(new: Report) -> None:
         files.retarget(watch_targets(new.inventory, root, os_name))
