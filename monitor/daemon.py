@@ -415,9 +415,7 @@ def default_triggers(
     files = FileTrigger(targets, os_name=os_name)
     packages = PackageTrigger(inventory.pythons if inventory is not None else (), root=root)
     driver = DriverWatcher(interval_s=driver_poll_s, root=root, library_path=nvml_library)
-    environment = (
-        linux_environment_watcher(root) if os_name == "linux" else environment_watcher()
-    )
+    environment = linux_environment_watcher(root) if os_name == "linux" else environment_watcher()
     triggers: list[Trigger] = [driver, files, packages, environment]
 
     def retarget(new: Report) -> None:
