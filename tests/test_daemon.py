@@ -266,3 +266,40 @@ def test_default_triggers_watch_a_new_toolkit_and_count_their_watches(tmp_path, 
     _, diff, changes = recorder.reports[1]
     assert any(c.kind is ChangeKind.TOOLKIT for c in changes)
     assert any(f.link is Link.CUDA and "cuda-12.4" in f.subject for f in diff.facts)
+
+
+def test_a_driver_update_while_running_gives_exactly_one_desktop_notification(
+    tmp_path, fake_nvml: FakeNvml, monkeypatch
+):
+    from dbus_session import notification_session
+
+    from monitor.notify import Notifier, default_backends
+    from monitor.service import NotifyPublisher
+
+    with notification_session(tmp_path / "bus", monkeypatch) as server:
+        notifier = Notifier(backends=default_backends("Linux"))
+        recorder = Recorder()
+        watcher = DriverWatcher(interval_s=0.2, library_path=str(fake_nvml.library))
+        monitor = Monitor(
+            _checker(tmp_path, fake_nvml),
+            _no_load_test,
+            schedule=Schedule(
+                debounce_quiet_s=0.3, debounce_max_wait_s=5.0, load_test_on_change=False
+            ),
+            triggers=[watcher],
+            publishers=[NotifyPublisher(notifier), recorder],
+        )
+        try:
+            with Running(monitor):
+                assert recorder.wait_for(1)
+                first = len(server.notifications)  # the first check may tell "broken"
+                assert watcher.wait_polls(2, timeout_s=10)
+                fake_nvml.set(driver_version="580.65.06", cuda_driver_version=13000)
+                assert recorder.wait_for(2)
+                time.sleep(1.0)
+        finally:
+            notifier.stop()
+        told = server.notifications[first:]
+    assert len(told) == 1
+    text = f"{told[0].summary}\n{told[0].body}"
+    assert "550.54.14" in text and "580.65.06" in text

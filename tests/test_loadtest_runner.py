@@ -543,7 +543,15 @@ def test_nonzero_exit_passes_stderr_and_last_step_to_classify(tmp_path, monkeypa
     seen = {}
 
     def classify(
-        exit_code, timed_out, stderr, last_step, inventory, python, os_name, gpu_processes=()
+        exit_code,
+        timed_out,
+        stderr,
+        last_step,
+        inventory,
+        python,
+        os_name,
+        gpu_processes=(),
+        built_for_cuda=None,
     ):
         seen.update(locals())
         return ()

@@ -225,6 +225,7 @@ class _Context:
     python: str
     os_name: str
     gpu_processes: tuple[GpuProcess, ...]
+    built_for_cuda: str | None = None  # the child's own build_info, when it got that far
 
     @property
     def windows(self) -> bool:
@@ -261,7 +262,7 @@ class _Context:
 
     def cuda_version(self) -> str | None:
         needs = self.needs()
-        return needs.cuda if needs else None
+        return needs.cuda if needs and needs.cuda else self.built_for_cuda
 
     def cudnn_version(self) -> str | None:
         needs = self.needs()
@@ -616,7 +617,8 @@ def _build_undefined_symbol(m: re.Match[str], ctx: _Context) -> Finding | None:
 def _build_cudart_stub(m: re.Match[str], ctx: _Context) -> Finding | None:
     # xla/tsl/cuda/cudart_stub.cc logs this when the CUDA *runtime* cannot be loaded.
     found = ctx.role_resolutions("cudart")
-    name = found[0].wanted if found else "libcudart.so"
+    major = _cuda_major(ctx)
+    name = found[0].wanted if found else "libcudart.so" + (f".{major}" if major else "")
     return _library_finding(
         ctx,
         name,
@@ -1437,12 +1439,15 @@ def classify(
     python: str,
     os_name: str,
     gpu_processes: Sequence[GpuProcess] = (),
+    built_for_cuda: str | None = None,
 ) -> tuple[Finding, ...]:
     """The causes of a load test's failure, most specific first; () for a clean run.
 
     exit_code: negative = killed by that signal (subprocess convention), None = unknown.
     last_step: the last step the child reported before it died ("import", "gpus", ...).
     gpu_processes: other processes holding GPU memory, as (pid, name, used MiB).
+    built_for_cuda: the CUDA version TF's build_info reported in the child ("12.5.1"), used
+    where the inventory does not say.
     """
     ctx = _Context(
         exit_code=exit_code,
@@ -1453,6 +1458,7 @@ def classify(
         python=python,
         os_name=os_name,
         gpu_processes=tuple(gpu_processes),
+        built_for_cuda=built_for_cuda,
     )
     candidates = _status_candidates(ctx) + _line_candidates(ctx)
     findings = _choose(candidates)

@@ -706,6 +706,7 @@ def _classified(
                 result.python,
                 _os_name(inventory),
                 gpu_processes=summary.other_processes,
+                built_for_cuda=dict(result.build_info).get("cuda_version") or None,
             )
         )
     except Exception as exc:  # a classifier bug must not hide the load test's result
