@@ -9,7 +9,7 @@ import json
 import sys
 from typing import Any
 
-from monitor.daemon import plural
+from monitor.text import plural
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 

@@ -33,6 +33,7 @@ from monitor.model import (
     Severity,
     Verdict,
 )
+from monitor.text import plural
 from monitor.watch.debounce import Debouncer
 
 log = logging.getLogger("monitor.daemon")
@@ -365,10 +366,6 @@ def headline(report: Report) -> str:
     word = {Verdict.HEALTHY: "Healthy", Verdict.WARNINGS: "Warnings", Verdict.BROKEN: "Broken"}
     text = word[report.verdict]
     return f"{text}: {worst.title}" if worst else f"{text}: TensorFlow can use the GPU stack"
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}" + ("" if count == 1 else "s")
 
 
 def _due_in(publisher: Publisher) -> float | None:

@@ -20,6 +20,7 @@ from monitor.model import (
     Verdict,
     to_jsonable,
 )
+from monitor.text import plural
 
 JSON_SCHEMA = 1
 
@@ -72,9 +73,8 @@ def headline(report: Report) -> str:
 
 
 def _plural(count: int, word: str) -> str:
-    if count == 0:
-        return ""
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+    """Like text.plural, but nothing for none ("2 errors, 1 warning" leaves out the zeros)."""
+    return plural(count, word) if count else ""
 
 
 # --------------------------------------------------------------------------- text

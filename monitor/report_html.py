@@ -33,6 +33,7 @@ from monitor.model import (
     Verdict,
 )
 from monitor.report import headline
+from monitor.text import plural
 
 # --------------------------------------------------------------------------- the chain
 
@@ -432,10 +433,6 @@ def _ago(iso: str, now_iso: str) -> str:
     return "just now"
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" + ("" if count == 1 else "s")
-
-
 def _mark(state: str, label: str = "") -> str:
     """The mark with its meaning for screen readers: shape and colour, never colour alone."""
     words = label or STATE_WORDS[state]
@@ -453,12 +450,12 @@ def _header(report: Report, generated_at: str) -> str:
     state = _VERDICT_STATE[report.verdict]
     counts = {s: sum(1 for f in report.findings if f.severity is s) for s in Severity}
     tallies = [
-        f'<a href="#sev-{s.value}">{_plural(counts[s], w)}</a>'
+        f'<a href="#sev-{s.value}">{plural(counts[s], w)}</a>'
         for s, w in ((Severity.ERROR, "error"), (Severity.WARNING, "warning"))
         if counts[s]
     ] or ["no problems"]
     if counts[Severity.INFO]:
-        tallies.append(f'<a href="#sev-info">{_plural(counts[Severity.INFO], "note")}</a>')
+        tallies.append(f'<a href="#sev-info">{plural(counts[Severity.INFO], "note")}</a>')
     host = inv.host
     system = " ".join(p for p in (host.os_release or host.os, host.machine) if p)
     facts = [
@@ -571,7 +568,7 @@ def _box_svg(box: ChainBox, x: int, anchor: str | None) -> str:
 def _box_counts(findings: Sequence[Finding]) -> str:
     counts = {s: sum(1 for f in findings if f.severity is s) for s in Severity}
     parts = [
-        _plural(counts[s], w)
+        plural(counts[s], w)
         for s, w in (
             (Severity.ERROR, "error"),
             (Severity.WARNING, "warning"),
