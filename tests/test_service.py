@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from fake_nvml import FakeNvml, fake_nvml_fixture  # noqa: F401 (fixture)
+from xdesktop import desktop_fixture  # noqa: F401 (fixture)
 
 
 def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -172,3 +173,62 @@ def test_a_bad_config_is_refused_with_the_reason(tmp_path):
     done = _cli("run", "--headless", "--config", str(bad))
     assert done.returncode == 2
     assert "debounce_quiet_seconds" in done.stderr and "fast" in done.stderr
+
+
+needs_gtk = pytest.mark.skipif(
+    "gtk" not in __import__("monitor.tray", fromlist=["gi_backends"]).gi_backends(),
+    reason="needs PyGObject and GTK 3 (the `desktop` extra and gir1.2-gtk-3.0)",
+)
+ICON_COLOURS = {"broken": (209, 36, 47), "warnings": (247, 183, 0), "healthy": (46, 164, 78)}
+
+
+@needs_gtk
+def test_the_tray_shows_the_verdict_and_a_click_writes_the_report(config_file, desktop, tmp_path):
+    """`run` on a desktop: the icon of the verdict in the real tray; a click is Show report."""
+    from xdesktop import count_colour, wait_until
+
+    env = {**desktop.env, "BROWSER": "true"}  # a browser that opens nothing, successfully
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "run", "--config", str(config_file)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        status = None
+        while time.monotonic() < deadline:
+            done = subprocess.run(
+                [sys.executable, "-m", "monitor", "status", "--json", "--config", str(config_file)],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            status = json.loads(done.stdout) if done.returncode == 0 else None
+            if status and status["checks"] >= 1 and status["tray"].startswith("tray: gtk"):
+                break
+            time.sleep(0.2)
+        assert status and status["tray"].startswith("tray: gtk"), status
+        colour = ICON_COLOURS[status["verdict"]]
+        wait_until(
+            lambda: count_colour(desktop.screenshot("tray"), desktop.tray(), colour) > 100,
+            f"the {status['verdict']} icon in the tray",
+        )
+        report = Path(os.environ["XDG_STATE_HOME"]) / "tf-stack-monitor" / "report.html"
+        assert not report.exists()
+        desktop.click(*desktop.tray().centre)
+        wait_until(report.exists, "the report written by a click on the icon")
+        assert "<svg" in report.read_text()
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "monitor", "stop", "--config", str(config_file)],
+            env=env,
+            capture_output=True,
+        )
+        try:
+            assert daemon.wait(timeout=20) == 0, daemon.stderr.read()
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+            daemon.communicate()
