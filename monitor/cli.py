@@ -24,7 +24,9 @@ examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(daemon_commands: bool = True) -> argparse.ArgumentParser:
+    """The whole command line; without the daemon's commands when `check` alone is wanted
+    (building a dozen subparsers is a tenth of a fast check)."""
     parser = argparse.ArgumentParser(prog="tf-stack-monitor", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -67,9 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_options(gpu_test)
     gpu_test.set_defaults(handler=_check, gpu_test=True, snapshot=None, root="/")
 
-    from monitor.cli_daemon import add_commands
+    if daemon_commands:
+        from monitor.cli_daemon import add_commands
 
-    add_commands(commands)
+        add_commands(commands)
     return parser
 
 
@@ -119,7 +122,9 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(daemon_commands=command not in ("check", "gpu-test"))
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
         parser.print_help()
