@@ -245,10 +245,10 @@ def _run_locked(config: Config, paths: Paths, headless: bool, root: str) -> int:
         retarget=retarget,
         extra_status=lambda: {**extra, "watches": watches()},
     )
-    notifier = _notifier(config, headless, lambda: show_report(monitor, history, paths))
+    tray = None if headless or config.tray.enabled is False else _tray(monitor, history, paths)
+    notifier = _notifier(config, headless, lambda: show_report(monitor, history, paths), tray)
     if notifier is not None:
         monitor.add_publisher(NotifyPublisher(notifier))
-    tray = None if headless or config.tray.enabled is False else _tray(monitor, history, paths)
     if tray is not None:
         monitor.add_publisher(TrayPublisher(tray))
         extra["tray"] = tray.status_line
@@ -302,8 +302,9 @@ def _last_report(history: Any) -> Report | None:
         return None
 
 
-def _notifier(config: Config, headless: bool, open_report: Callable[[], object]) -> Any:
-    """Desktop notifications, or the log only when headless (a server has no desktop)."""
+def _notifier(config: Config, headless: bool, open_report: Callable[[], object], tray: Any) -> Any:
+    """Desktop notifications, or the log only when headless (a server has no desktop).
+    Windows shows them as balloons from the tray icon."""
     if not config.notifications.enabled:
         log.info("notifications: off in the config")
         return None
@@ -312,7 +313,11 @@ def _notifier(config: Config, headless: bool, open_report: Callable[[], object])
     backends = (
         []
         if headless
-        else default_backends(app_icon=_icon_file(), on_click=lambda _note: open_report())
+        else default_backends(
+            app_icon=_icon_file(),
+            on_click=lambda _note: open_report(),
+            tray_notify=tray.notify if tray is not None else None,
+        )
     )
     return Notifier(
         backends=backends,

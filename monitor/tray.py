@@ -370,6 +370,15 @@ class Tray:
             except Exception:  # a backend failing to redraw must not stop the daemon
                 log.exception("tray: could not update the icon")
 
+    def notify(self, message: str, title: str) -> None:
+        """A balloon from the icon (the Windows notification backend); raises when there is
+        no icon or the backend has none, so the notifier falls back to the log."""
+        with self._lock:
+            icon = self._icon
+        if icon is None or not getattr(icon, "HAS_NOTIFICATION", False):
+            raise RuntimeError(f"no tray notifications ({self.status_line})")
+        icon.notify(message, title)
+
     def activate(self, key: str) -> None:
         """Do what the menu entry `key` does, as a click on it would (disabled: nothing)."""
         entry = next((e for e in self.menu() if e.key == key), None)

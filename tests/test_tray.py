@@ -278,6 +278,17 @@ def test_headless_tray_says_why_and_runs_nothing(recorder: Recorder, caplog) -> 
     assert tray.view.state is MonitorState.BROKEN
 
 
+def test_a_headless_tray_cannot_show_a_balloon_and_says_why(recorder: Recorder) -> None:
+    from monitor.messages import Notification
+    from monitor.notify import NotifyError, TrayNotifier
+
+    tray = Tray(recorder.actions(), choice=HEADLESS)
+    with pytest.raises(RuntimeError, match="no tray notifications .tray: headless"):
+        tray.notify("body", "title")
+    with pytest.raises(NotifyError, match="the tray icon could not show it"):
+        TrayNotifier(tray.notify).show(Notification("TensorFlow GPU stack broken", "x"))
+
+
 def test_menu_actions_call_their_callbacks(recorder: Recorder) -> None:
     tray = Tray(recorder.actions(), choice=HEADLESS)
     tray.update(MonitorState.HEALTHY, "Healthy", "Healthy", busy=False)
