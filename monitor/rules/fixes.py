@@ -8,6 +8,7 @@ signatures are kept stable.
 from __future__ import annotations
 
 import re
+import shlex
 
 from monitor.model import HostInfo
 from monitor.versions import parse_version
@@ -20,7 +21,10 @@ WSL_CUDA_GUIDE = "https://docs.nvidia.com/cuda/wsl-user-guide/index.html"
 # production branches); a requested minimum is rounded up to the next of these.
 _PACKAGED_BRANCHES = (470, 535, 550, 570, 580)
 
-_SHELL_SAFE = re.compile(r"^[A-Za-z0-9_./:=@%+,-]+$")
+# Arguments made only of these need no quotes in cmd.exe or PowerShell.
+_WINDOWS_SAFE = re.compile(r"[A-Za-z0-9_./:=@%+,-]+")
+# Characters that make cmd.exe split or reinterpret a Windows path (< > | " cannot occur in one).
+_WINDOWS_PATH_SPECIAL = frozenset(" &()^%!;,")
 
 
 # --------------------------------------------------------------------------- quoting
@@ -32,12 +36,21 @@ def is_windows(host: HostInfo) -> bool:
 
 
 def quote(arg: str, host: HostInfo) -> str:
-    """`arg` quoted for the host's usual shell when it needs it (bash, or cmd/PowerShell)."""
-    if _SHELL_SAFE.match(arg):
-        return arg
+    """A command argument (a pip requirement like `pkg>=1,<2`) quoted for the host's usual
+    shell when it needs it: POSIX sh, or on Windows double quotes around anything outside a
+    small safe set, so that < > | reach pip intact in cmd.exe and PowerShell."""
     if is_windows(host):
-        return '"' + arg.replace('"', '\\"') + '"'
-    return "'" + arg.replace("'", "'\"'\"'") + "'"
+        return arg if _WINDOWS_SAFE.fullmatch(arg) else '"' + arg.replace('"', '\\"') + '"'
+    return shlex.quote(arg)
+
+
+def quote_path(path: str, os_name: str) -> str:
+    """A file path quoted for the user's shell: POSIX sh as `quote`; on Windows (os_name
+    "windows") double quotes only when the path holds a space or a cmd.exe special character,
+    so a plain C:\\dir\\file.dll stays bare."""
+    if os_name == "windows":
+        return f'"{path}"' if any(c in path for c in _WINDOWS_PATH_SPECIAL) else path
+    return shlex.quote(path)
 
 
 def python_cmd(python: str, host: HostInfo) -> str:
