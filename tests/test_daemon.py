@@ -303,3 +303,54 @@ def test_a_driver_update_while_running_gives_exactly_one_desktop_notification(
     assert len(told) == 1
     text = f"{told[0].summary}\n{told[0].body}"
     assert "550.54.14" in text and "580.65.06" in text
+
+
+@pytest.mark.parametrize("files", [5_000, pytest.param(50_000, marks=pytest.mark.slow)])
+def test_an_install_storm_gives_exactly_one_check(tmp_path, fake_nvml, files):
+    """An installer writes a whole toolkit under /usr/local while the daemon runs: one check
+    follows, after the install went quiet, and its diff names the new toolkit."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    root = tmp_path / "machine"
+    (root / "usr/local").mkdir(parents=True)
+    (root / "etc/ld.so.conf.d").mkdir(parents=True)
+    recorder = Recorder()
+
+    def check() -> Report:
+        return run_check(
+            root=str(root),
+            env={"PATH": ""},
+            pythons=[sys.executable],
+            nvml_library=str(fake_nvml.library),
+        )
+
+    triggers, retarget, _ = default_triggers(check(), Root(str(root)), 30.0, str(fake_nvml.library))
+    monitor = Monitor(
+        check,
+        _no_load_test,
+        schedule=Schedule(
+            debounce_quiet_s=1.0, debounce_max_wait_s=120.0, load_test_on_change=False
+        ),
+        triggers=triggers,
+        publishers=[recorder],
+        retarget=retarget,
+    )
+    writer = Path(__file__).with_name("storm_writer.py")
+    with Running(monitor):
+        assert recorder.wait_for(1)
+        done = subprocess.run(
+            [sys.executable, str(writer), str(root / "usr/local/cuda-12.9"), str(files), "200"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=300,
+        )
+        assert json.loads(done.stdout)["files"] == files
+        assert recorder.wait_for(2, timeout=60)
+        time.sleep(3.0)  # well past the quiet period: no second check may follow
+    assert len(recorder.reports) == 2
+    _, diff, changes = recorder.reports[1]
+    assert any(c.kind is ChangeKind.TOOLKIT for c in changes)
+    assert any(f.link is Link.CUDA and "cuda-12.9" in f.subject for f in diff.facts)
