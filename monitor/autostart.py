@@ -122,6 +122,16 @@ def command_problems(
     return ((), ())
 
 
+def entry_problems(
+    ours: bool, argv: Sequence[str], expected: Sequence[str], exists: Exists = os.path.exists
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(problems, notes) about an existing entry: its command if it is ours, else that it
+    is left alone."""
+    if ours:
+        return command_problems(argv, expected, exists)
+    return (), (f"not written by {NAME}: enable and disable leave it alone",)
+
+
 # --------------------------------------------------------------------------- shared I/O
 
 

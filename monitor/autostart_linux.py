@@ -19,7 +19,7 @@ from monitor.autostart import (
     NAME,
     AutostartStatus,
     Exists,
-    command_problems,
+    entry_problems,
     not_ours_problem,
     refused,
     run_tool,
@@ -146,17 +146,13 @@ class XdgAutostart:
             entry.get("Hidden") == "true" or entry.get("X-GNOME-Autostart-enabled") == "false"
         )
         problems: tuple[str, ...] = ()
-        notes: tuple[str, ...] = ()
         if turned_off:
             problems = (
                 "turned off in the desktop's startup settings (Hidden=true or "
                 f"X-GNOME-Autostart-enabled=false); `{NAME} autostart enable` turns it back on",
             )
-        if ours:
-            more, notes = command_problems(argv, self.command, self.exists)
-            problems += more
-        else:
-            notes = (f"not written by {NAME}: enable and disable leave it alone",)
+        more, notes = entry_problems(ours, argv, self.command, self.exists)
+        problems += more
         return replace(
             base,
             enabled=not turned_off,
@@ -290,12 +286,7 @@ class SystemdUserAutostart:
         ours = sections.get("Unit", {}).get(MARKER_KEY) == "true"
         argv = parse_systemd_exec(sections.get("Service", {}).get("ExecStart", ""))
         enabled = self._linked()
-        problems: tuple[str, ...] = ()
-        notes: tuple[str, ...] = ()
-        if ours:
-            problems, notes = command_problems(argv, self.command, self.exists)
-        else:
-            notes = (f"not written by {NAME}: enable and disable leave it alone",)
+        problems, notes = entry_problems(ours, argv, self.command, self.exists)
         if not enabled:
             problems += (f"installed but not enabled (no link {self.link})",)
         else:

@@ -22,7 +22,7 @@ from monitor.autostart import (
     NAME,
     AutostartStatus,
     Exists,
-    command_problems,
+    entry_problems,
     refused,
     run_tool,
     write_if_changed,
@@ -115,12 +115,8 @@ class LaunchAgentAutostart:
         arguments = document.get("ProgramArguments") if isinstance(document, dict) else None
         argv = tuple(arguments) if isinstance(arguments, list) else ()
         off = self._turned_off(document)
-        problems, notes = off, ()
-        if ours:
-            more, notes = command_problems(argv, self.command, self.exists)
-            problems += more
-        else:
-            notes = (f"not written by {NAME}: enable and disable leave it alone",)
+        more, notes = entry_problems(ours, argv, self.command, self.exists)
+        problems = off + more
         if self.launchctl is not None:
             notes += ("loaded in launchd now",) if self._loaded() else ("loads at the next login",)
         return replace(

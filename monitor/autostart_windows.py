@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol
 
-from monitor.autostart import NAME, AutostartStatus, Exists, command_problems, refused
+from monitor.autostart import NAME, AutostartStatus, Exists, entry_problems, refused
 
 RUN_KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
 APPROVED_KEY = r"Software\Microsoft\Windows\CurrentVersion\Explorer\StartupApproved\Run"
@@ -163,17 +163,13 @@ class WindowsRunAutostart:
         ours = is_our_command(argv)
         switched_off = self._switched_off()
         problems: tuple[str, ...] = ()
-        notes: tuple[str, ...] = ()
         if switched_off:
             problems = (
                 "turned off in Task Manager's Startup tab (or Settings > Apps > Startup); "
                 f"`{NAME} autostart enable` turns it back on",
             )
-        if ours:
-            more, notes = command_problems(argv, self.command, self.exists)
-            problems += more
-        else:
-            notes = (f"not written by {NAME}: enable and disable leave it alone",)
+        more, notes = entry_problems(ours, argv, self.command, self.exists)
+        problems += more
         return replace(
             base,
             enabled=not switched_off,
