@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import importlib
 import threading
 import time
@@ -13,7 +12,7 @@ from dataclasses import replace
 from monitor import __version__
 from monitor.facts.collect import collect_inventory
 from monitor.facts.interpreter import InterpreterQuery
-from monitor.model import Inventory, Report
+from monitor.model import Inventory, Report, utc_now
 
 # Imported while the check waits for its child processes (see run_check), not before.
 _LATER_MODULES = ("monitor.rules", "monitor.report", "monitor.snapshot")
@@ -28,7 +27,7 @@ def judge(inventory: Inventory, started: float | None = None) -> Report:
     return Report(
         inventory=inventory,
         findings=findings,
-        checked_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        checked_at=utc_now(),
         duration_s=time.perf_counter() - started,
         tool_version=__version__,
     )

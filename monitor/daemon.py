@@ -9,7 +9,6 @@ load test's child process.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import math
 import os
@@ -32,6 +31,7 @@ from monitor.model import (
     ReportDiff,
     Severity,
     Verdict,
+    utc_now,
 )
 from monitor.text import plural
 from monitor.watch.debounce import Debouncer
@@ -120,7 +120,7 @@ class Monitor:
         self._paused_changes: list[Change] = []
         self._last_load_test = 0.0
         self._debouncer: Debouncer | None = None
-        self.status = Status(started_at=_now())
+        self.status = Status(started_at=utc_now())
         self.last_report: Report | None = history.last_report() if history is not None else None
         self.last_diff: ReportDiff | None = None
 
@@ -142,7 +142,7 @@ class Monitor:
     def check_now(self, gpu_test: bool = False) -> threading.Event:
         """Queue a check (and the load test); the event is set when it is done."""
         done = threading.Event()
-        change = Change(ChangeKind.MANUAL, "GPU test" if gpu_test else "check now", at=_now())
+        change = Change(ChangeKind.MANUAL, "GPU test" if gpu_test else "check now", at=utc_now())
         self._requests.put(_Check((change,), gpu_test, done))
         return done
 
@@ -179,7 +179,7 @@ class Monitor:
                 except Exception as exc:  # one broken trigger must not stop the others
                     log.error("cannot start %s: %s", type(trigger).__name__, exc)
             if first_check:
-                start = Change(ChangeKind.PERIODIC, "monitor started", at=_now())
+                start = Change(ChangeKind.PERIODIC, "monitor started", at=utc_now())
                 self._requests.put(_Check((start,), self.schedule.load_test_on_change))
             self._loop()
         finally:
@@ -214,7 +214,7 @@ class Monitor:
                     self._tick_publishers()
                     continue
                 request = _Check(
-                    (Change(ChangeKind.PERIODIC, "periodic full check", at=_now()),),
+                    (Change(ChangeKind.PERIODIC, "periodic full check", at=utc_now()),),
                     self._load_test_due(),
                 )
             if request is _STOP:
@@ -258,7 +258,7 @@ class Monitor:
         diff = diff_reports(self.last_report, report)
         self.last_report, self.last_diff = report, diff
         self.status.checks += 1
-        self.status.last_check_at = report.checked_at or _now()
+        self.status.last_check_at = report.checked_at or utc_now()
         self.status.last_check_s = time.perf_counter() - started
         self.status.problem = ""
         self._store(report, diff, changes)
@@ -383,10 +383,6 @@ def _guard(what: str, action: Callable[[], object]) -> None:
         action()
     except Exception:
         log.exception("cannot %s", what)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 # --------------------------------------------------------------------------- wiring helpers

@@ -8,6 +8,7 @@ Stdlib only: this module is imported by every other one, and by support-bundle r
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import enum
 import types
 import typing
@@ -16,6 +17,11 @@ from typing import Any
 
 INVENTORY_SCHEMA = 1
 REPORT_SCHEMA = 1
+
+
+def utc_now() -> str:
+    """Now, as every time in the model is written: ISO 8601, UTC, to the second."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 class Severity(str, enum.Enum):

@@ -31,6 +31,7 @@ from monitor.model import (
     Severity,
     TimelineEntry,
     Verdict,
+    utc_now,
 )
 from monitor.report import headline
 from monitor.text import plural
@@ -339,7 +340,7 @@ def render_html(
     generated_at: str | None = None,
 ) -> str:
     """The whole report page as one HTML document (UTF-8, no external resources)."""
-    generated_at = generated_at or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    generated_at = generated_at or utc_now()
     boxes = chain_boxes(report)
     ids = _finding_ids(report.findings)
     anchors: dict[str, str] = {}

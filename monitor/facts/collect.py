@@ -6,7 +6,6 @@ still run, so one bad file never costs the whole check.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -15,7 +14,7 @@ from typing import TypeVar
 from monitor.facts import interpreter
 from monitor.facts.host import current_os, probe_host
 from monitor.facts.paths import Root
-from monitor.model import DriverInfo, EnvironmentInfo, Inventory, PythonEnv
+from monitor.model import DriverInfo, EnvironmentInfo, Inventory, PythonEnv, utc_now
 
 T = TypeVar("T")
 
@@ -111,7 +110,7 @@ def collect_inventory(
     )
     return Inventory(
         host=host,
-        collected_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        collected_at=utc_now(),
         driver=driver_info,
         toolkits=tuple(found_toolkits),
         cudnn=tuple(found_cudnn),

@@ -13,7 +13,6 @@ What the child did is judged in judge.py (the LoadTestResult and its findings).
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import importlib.resources
 import os
 import queue
@@ -37,7 +36,7 @@ from monitor.loadtest.exits import IS_WINDOWS
 from monitor.loadtest.exits import result_signal as _signal_name  # noqa: F401 # for tests
 from monitor.loadtest.gpu_sampler import GpuSampler
 from monitor.loadtest.judge import judge
-from monitor.model import Inventory, LoadTestResult
+from monitor.model import Inventory, LoadTestResult, utc_now
 
 TERM_GRACE = 3.0
 DRAIN_GRACE = 1.0
@@ -296,7 +295,7 @@ def run_load_test(
 ) -> LoadTestResult:
     """Run the load test with `python` (the watched interpreter) and judge it. Never raises
     for anything the child does; `timeout` bounds the whole run (plus `term_grace`)."""
-    started_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    started_at = utc_now()
     sampler = sampler or GpuSampler(nvml_library, interval=sample_interval)
     with child_script() as child, sampler:
         run = _execute(

@@ -19,14 +19,13 @@ library's from its file name).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
 
 from monitor.facts.driver import SYSTEM_ROOT, probe_driver
 from monitor.facts.paths import Root
-from monitor.model import Change, ChangeKind, DriverInfo, GpuInfo
+from monitor.model import Change, ChangeKind, DriverInfo, GpuInfo, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +115,6 @@ def _gpu_text(gpu: GpuInfo) -> str:
     return f"unreadable ({gpu.error})" if gpu.error else "unnamed GPU"
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
 # --------------------------------------------------------------------------- the trigger
 
 
@@ -183,7 +178,7 @@ class DriverWatcher:
             if info is not None:
                 previous, self.current = self.current, info
                 if previous is not None:
-                    for change in driver_changes(previous, info, _now(), answered):
+                    for change in driver_changes(previous, info, utc_now(), answered):
                         _emit(emit, change)
                 if info.nvml_loaded:
                     answered = info

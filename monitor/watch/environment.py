@@ -15,7 +15,6 @@ coalesce in the debouncer.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import sys
@@ -25,7 +24,7 @@ from typing import Protocol
 
 from monitor.facts import syspath
 from monitor.facts.paths import Root
-from monitor.model import Change, ChangeKind
+from monitor.model import Change, ChangeKind, utc_now
 from monitor.watch.login_env import LoginEnvironment, login_environment
 
 log = logging.getLogger(__name__)
@@ -161,7 +160,7 @@ class EnvironmentWatcher:
                 log.warning("login environment: %s: %s", path, error)
         if previous is None:
             return
-        at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        at = utc_now()
         for change in environment_changes(previous.values, reading.values, at, self._separator):
             try:
                 emit(change)
