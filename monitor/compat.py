@@ -71,6 +71,21 @@ class GpuArch:
     source: str
 
 
+# Distributions that own a `tensorflow` package: the one whose RECORD lists its files is "the"
+# TensorFlow (on Windows 2.11-2.18.0 `tensorflow` is a stub that pulls `tensorflow-intel`).
+TF_BUILD_NAMES = (
+    "tensorflow",
+    "tensorflow-gpu",
+    "tensorflow-cpu",
+    "tensorflow-intel",
+    "tensorflow-macos",
+    "tensorflow-cpu-aws",
+    "tensorflow-aarch64",
+    "tensorflow-rocm",
+    "intel-tensorflow",
+    "intel-tensorflow-avx512",
+)
+
 _DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 OPTIONAL_ROLES = frozenset({"cupti", "nccl", "nvjitlink", "nvml"})
 

@@ -22,26 +22,13 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from monitor.compat import TF_BUILD_NAMES
 from monitor.facts import elf
 from monitor.facts.interpreter import InterpreterQuery, find_tensorflow_package, start_query
 from monitor.facts.paths import Root
 from monitor.model import Distribution, PythonEnv, TensorflowBuild
 
 _SYSTEM = Root("/")
-# Distributions that own a `tensorflow` package: the one whose RECORD lists its files is "the"
-# TensorFlow (on Windows 2.11-2.18.0 `tensorflow` is a stub that pulls `tensorflow-intel`).
-TF_BUILD_NAMES = (
-    "tensorflow",
-    "tensorflow-gpu",
-    "tensorflow-cpu",
-    "tensorflow-intel",
-    "tensorflow-macos",
-    "tensorflow-cpu-aws",
-    "tensorflow-aarch64",
-    "tensorflow-rocm",
-    "intel-tensorflow",
-    "intel-tensorflow-avx512",
-)
 _WATCHED_EXACT = frozenset(
     {
         "keras",

@@ -27,21 +27,7 @@ from monitor.versions import major_minor
 
 # Distributions that each install a full `tensorflow` package (two of them clobber each other).
 TF_DISTRIBUTIONS = frozenset(
-    {
-        "tensorflow",
-        "tensorflow-cpu",
-        "tensorflow-gpu",
-        "tf-nightly",
-        "tf-nightly-cpu",
-        "tf-nightly-gpu",
-        "tensorflow-intel",
-        "tensorflow-macos",
-        "tensorflow-cpu-aws",
-        "tensorflow-aarch64",
-        "tensorflow-rocm",
-        "intel-tensorflow",
-        "intel-tensorflow-avx512",
-    }
+    {*compat.TF_BUILD_NAMES, "tf-nightly", "tf-nightly-cpu", "tf-nightly-gpu"}
 )
 # The `tensorflow` wheel is a small stub that pulls one of these on some platforms, so the pair
 # is the normal install there (PyPI METADATA of 2.11-2.18.0 win_amd64, 2.13-2.15 macOS arm64,
