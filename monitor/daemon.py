@@ -91,7 +91,11 @@ class Status:
 
 
 class Monitor:
-    """The loop. Give it what checks, what to watch and whom to tell; `serve()` runs it."""
+    """The loop. Give it what checks, what to watch and whom to tell; `serve()` runs it.
+
+    last_report: the latest report from history, so a restart diffs against it (and does not
+    tell "broken" again for a stack that was already broken).
+    """
 
     def __init__(
         self,
@@ -102,6 +106,7 @@ class Monitor:
         triggers: Sequence[Trigger] = (),
         publishers: Sequence[Publisher] = (),
         history: Any = None,
+        last_report: Report | None = None,
         retarget: Callable[[Report], None] | None = None,
         extra_status: Callable[[], dict[str, Any]] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -121,7 +126,7 @@ class Monitor:
         self._last_load_test = 0.0
         self._debouncer: Debouncer | None = None
         self.status = Status(started_at=utc_now())
-        self.last_report: Report | None = history.last_report() if history is not None else None
+        self.last_report = last_report  # what the first check is diffed against
         self.last_diff: ReportDiff | None = None
 
     def add_publisher(self, publisher: Publisher) -> None:

@@ -218,8 +218,9 @@ def _run_locked(config: Config, paths: Paths, headless: bool, root: str) -> int:
     history = History(
         paths.history_db, max_age_days=config.history.keep_days, max_rows=config.history.max_rows
     )
+    last = _last_report(history)
     triggers, retarget, watches = default_triggers(
-        _last_report(history), Root(root), config.watch.driver_poll_seconds, nvml
+        last, Root(root), config.watch.driver_poll_seconds, nvml
     )
     metrics = MetricsPublisher(config)
     extra: dict[str, Any] = {"metrics": metrics.start(), "log_file": str(paths.log_file)}
@@ -242,6 +243,7 @@ def _run_locked(config: Config, paths: Paths, headless: bool, root: str) -> int:
         triggers=triggers,
         publishers=[metrics],
         history=history,
+        last_report=last,
         retarget=retarget,
         extra_status=lambda: {**extra, "watches": watches()},
     )

@@ -118,6 +118,7 @@ def test_history_keeps_every_check_and_the_next_start_diffs_against_it(
             _checker(tmp_path, fake_nvml),
             _no_load_test,
             history=history,
+            last_report=history.last_report(),
             schedule=Schedule(load_test_on_change=False),
         )
         assert again.last_report is not None
