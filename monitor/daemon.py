@@ -34,18 +34,13 @@ from monitor.model import (
     utc_now,
 )
 from monitor.text import plural
+from monitor.watch import Trigger
 from monitor.watch.debounce import Debouncer
 
 log = logging.getLogger("monitor.daemon")
 
 CheckFunction = Callable[[Sequence[str] | None], Report]
 LoadTestFunction = Callable[[Report], Report]
-
-
-class Trigger(Protocol):
-    def start(self, emit: Callable[[Change], None]) -> None: ...
-
-    def stop(self) -> None: ...
 
 
 class Publisher(Protocol):

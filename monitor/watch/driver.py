@@ -26,6 +26,7 @@ from collections.abc import Callable
 from monitor.facts.driver import SYSTEM_ROOT, probe_driver
 from monitor.facts.paths import Root
 from monitor.model import Change, ChangeKind, DriverInfo, GpuInfo, utc_now
+from monitor.watch import PollCount
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +141,7 @@ class DriverWatcher:
         self._probe = probe
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._polls = 0
-        self._polled = threading.Condition()
+        self._polls = PollCount()
 
     def start(self, emit: Callable[[Change], None]) -> None:
         if self._thread is not None:
@@ -163,13 +163,11 @@ class DriverWatcher:
     @property
     def polls(self) -> int:
         """Polls completed since the watcher was made."""
-        with self._polled:
-            return self._polls
+        return self._polls.value
 
     def wait_polls(self, count: int, timeout_s: float) -> bool:
         """Wait until `count` polls have completed (tests, `status`)."""
-        with self._polled:
-            return self._polled.wait_for(lambda: self._polls >= count, timeout_s)
+        return self._polls.wait_for(count, timeout_s)
 
     def _run(self, emit: Callable[[Change], None], stop: threading.Event) -> None:
         answered: DriverInfo | None = None
@@ -182,9 +180,7 @@ class DriverWatcher:
                         _emit(emit, change)
                 if info.nvml_loaded:
                     answered = info
-            with self._polled:
-                self._polls += 1
-                self._polled.notify_all()
+            self._polls.add()
             stop.wait(self._interval_after(info))
 
     def _probe_safely(self) -> DriverInfo | None:

@@ -25,6 +25,7 @@ from typing import Protocol
 from monitor.facts import syspath
 from monitor.facts.paths import Root
 from monitor.model import Change, ChangeKind, utc_now
+from monitor.watch import PollCount
 from monitor.watch.login_env import LoginEnvironment, login_environment
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,7 @@ class EnvironmentWatcher:
         self._thread: threading.Thread | None = None
         self._waiter: Waiter | None = None
         self._stopping = False
-        self._polls = 0
-        self._polled = threading.Condition()
+        self._polls = PollCount()
         self.current: LoginEnvironment | None = None
 
     def start(self, emit: Callable[[Change], None]) -> None:
@@ -117,13 +117,11 @@ class EnvironmentWatcher:
     @property
     def polls(self) -> int:
         """Polls completed since the watcher was made."""
-        with self._polled:
-            return self._polls
+        return self._polls.value
 
     def wait_polls(self, count: int, timeout_s: float) -> bool:
         """Wait until `count` polls have completed (tests, `status`)."""
-        with self._polled:
-            return self._polled.wait_for(lambda: self._polls >= count, timeout_s)
+        return self._polls.wait_for(count, timeout_s)
 
     def _run(self, emit: Callable[[Change], None], waiter: Waiter) -> None:
         sources: tuple[str, ...] = ()
@@ -140,9 +138,7 @@ class EnvironmentWatcher:
                     # between this read and that first stat is still seen.
                     last_signature = signature if reading.sources == sources else _NEVER
                     sources = reading.sources
-            with self._polled:
-                self._polls += 1
-                self._polled.notify_all()
+            self._polls.add()
             if not self._stopping:
                 waiter.wait(self.interval_s)
 
