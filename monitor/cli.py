@@ -151,7 +151,7 @@ def _check(args: argparse.Namespace) -> int:
         else:
             report = run_check(
                 root=args.root,
-                pythons=args.pythons,
+                pythons=list(queries),  # the interpreters already asked
                 nvml_library=args.nvml_library,
                 python_timeout=args.python_timeout,
                 queries=queries,

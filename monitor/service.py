@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -245,7 +246,7 @@ def _run_locked(config: Config, paths: Paths, headless: bool, root: str) -> int:
         history=history,
         last_report=last,
         retarget=retarget,
-        extra_status=lambda: {**extra, "watches": watches()},
+        extra_status=lambda: {**extra, "tray": tray_status(), "watches": watches()},
     )
     tray = None if headless or config.tray.enabled is False else _tray(monitor, history, paths)
     notifier = _notifier(config, headless, lambda: show_report(monitor, history, paths), tray)
@@ -253,10 +254,14 @@ def _run_locked(config: Config, paths: Paths, headless: bool, root: str) -> int:
         monitor.add_publisher(NotifyPublisher(notifier))
     if tray is not None:
         monitor.add_publisher(TrayPublisher(tray))
-        extra["tray"] = tray.status_line
-    else:
-        extra["tray"] = "tray: headless (--headless)" if headless else "tray: off in the config"
-    log.info("%s", extra["tray"])
+
+    def tray_status() -> str:
+        """Read afresh: the icon can still fail when it starts."""
+        if tray is not None:
+            return tray.status_line
+        return "tray: headless (--headless)" if headless else "tray: off in the config"
+
+    log.info("%s", tray_status())
 
     def stop() -> None:
         monitor.stop()
@@ -270,7 +275,7 @@ def _run_locked(config: Config, paths: Paths, headless: bool, root: str) -> int:
     )
     server.start()
     previous = _handle_signals(stop)
-    log.info("monitor started (PID %s); control socket %s", _pid(), server.address)
+    log.info("monitor started (PID %s); control socket %s", os.getpid(), server.address)
     try:
         if tray is not None and sys.platform == "darwin":  # AppKit wants the main thread
             worker = threading.Thread(target=monitor.serve, name="monitor", daemon=True)
@@ -281,7 +286,6 @@ def _run_locked(config: Config, paths: Paths, headless: bool, root: str) -> int:
         else:
             if tray is not None:
                 tray.run_detached()
-                extra["tray"] = tray.status_line
             monitor.serve()
     finally:
         _restore_signals(previous)
@@ -389,9 +393,3 @@ def _restore_signals(previous: dict[int, Any]) -> None:
     for number, handler in previous.items():
         with contextlib.suppress(ValueError, TypeError):
             signal.signal(number, handler)
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
