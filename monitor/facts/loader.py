@@ -517,6 +517,9 @@ class _LinuxProbe:
 
     def look(self, system_dir: str, name: str, via: str, bits: int) -> _Hit:
         """Look for `name` in one directory as glibc's open_path + open_verify would."""
+        names, _ = self.fs.by_base(system_dir)
+        if names and name not in names:  # the cached listing says so: no stat per directory
+            return _Hit("absent")
         path = posixpath.join(system_dir, name)
         final, err = self.fs.resolve(path)
         if err in (errno.ENOENT, errno.ENOTDIR, errno.EINVAL):
