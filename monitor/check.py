@@ -7,12 +7,12 @@ import importlib
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 
 from monitor import __version__
 from monitor.facts.collect import collect_inventory
 from monitor.facts.interpreter import InterpreterQuery
 from monitor.model import Inventory, Report, utc_now
+from monitor.record import replace
 
 # Imported while the check waits for its child processes (see run_check), not before.
 _LATER_MODULES = ("monitor.rules", "monitor.report", "monitor.snapshot")

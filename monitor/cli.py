@@ -215,7 +215,7 @@ def _ask_interpreters(args: argparse.Namespace) -> dict:
 
     pythons = args.pythons or default_interpreters(os.environ, sys.executable)
     root = None
-    if args.root != "/":  # only then: the Root dataclass costs an import of `dataclasses`
+    if args.root != "/":  # only then: importing Root (and `typing`) delays the asking
         from monitor.facts.paths import Root
 
         root = Root(args.root)

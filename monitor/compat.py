@@ -10,12 +10,12 @@ import csv
 import functools
 import io
 import os
-from dataclasses import dataclass
 
+from monitor.record import record
 from monitor.versions import major_minor, parse_version
 
 
-@dataclass(frozen=True)
+@record
 class TfBuildFacts:
     """One TF minor release on one platform (tensorflow_builds.csv)."""
 
@@ -30,7 +30,7 @@ class TfBuildFacts:
     source: str
 
 
-@dataclass(frozen=True)
+@record
 class DriverFloor:
     """A minimum driver for a CUDA version (cuda_driver.csv). kind: toolkit-release/minor-compat."""
 
@@ -41,7 +41,7 @@ class DriverFloor:
     notes: str
 
 
-@dataclass(frozen=True)
+@record
 class LibraryName:
     """A file TF (or a library TF loads) opens (libraries.csv), and whether TF needs it to start.
 
@@ -58,7 +58,7 @@ class LibraryName:
     notes: str
 
 
-@dataclass(frozen=True)
+@record
 class GpuArch:
     """A CUDA compute capability (gpu_arch.csv)."""
 

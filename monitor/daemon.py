@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from monitor.diff import diff_reports
@@ -33,6 +33,7 @@ from monitor.model import (
     Verdict,
     utc_now,
 )
+from monitor.record import replace
 from monitor.text import plural
 from monitor.watch import Trigger
 from monitor.watch.debounce import Debouncer

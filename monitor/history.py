@@ -31,7 +31,6 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -49,6 +48,7 @@ from monitor.model import (
     from_jsonable,
     to_jsonable,
 )
+from monitor.record import record, replace
 from monitor.timeline import summarize
 
 log = logging.getLogger("monitor.history")
@@ -168,7 +168,7 @@ def _rollback(db: sqlite3.Connection) -> None:
 # --------------------------------------------------------------------------- rows
 
 
-@dataclass(frozen=True)
+@record
 class _Row:
     """A report ready to insert: serialised when recorded, so a waiting one costs little."""
 

@@ -1,19 +1,20 @@
 """The data model: what the probes found (Inventory) and what the rules concluded (Report).
 
-Everything is a frozen dataclass so a report can be diffed, stored and re-judged later.
+Everything is a frozen record (monitor/record.py) so a report can be diffed, stored and
+re-judged later.
 Absence and errors are data: a probe that cannot read something fills the `error` field.
 Stdlib only: this module is imported by every other one, and by support-bundle readers.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import enum
 import types
 import typing
-from dataclasses import dataclass, field
 from typing import Any
+
+from monitor.record import field, fields, is_record, record
 
 INVENTORY_SCHEMA = 1
 REPORT_SCHEMA = 1
@@ -61,7 +62,7 @@ class Link(str, enum.Enum):
 # --------------------------------------------------------------------------- host
 
 
-@dataclass(frozen=True)
+@record
 class HostInfo:
     """The machine the inventory was taken on. `os` is "linux", "windows" or "darwin"."""
 
@@ -78,7 +79,7 @@ class HostInfo:
 # --------------------------------------------------------------------------- driver
 
 
-@dataclass(frozen=True)
+@record
 class GpuInfo:
     """One GPU as NVML reports it. compute_capability is "major.minor", e.g. "8.6".
 
@@ -97,7 +98,7 @@ class GpuInfo:
     error_code: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class DriverInfo:
     """The NVIDIA driver as seen through NVML and /proc.
 
@@ -139,7 +140,7 @@ class DriverInfo:
 # --------------------------------------------------------------------------- toolkits
 
 
-@dataclass(frozen=True)
+@record
 class CudaToolkit:
     """One CUDA toolkit install.
 
@@ -162,7 +163,7 @@ class CudaToolkit:
     error: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class CudnnInstall:
     """One cuDNN found on disk.
 
@@ -180,7 +181,7 @@ class CudnnInstall:
 # --------------------------------------------------------------------------- python / tensorflow
 
 
-@dataclass(frozen=True)
+@record
 class Distribution:
     """An installed Python distribution (from its dist-info), e.g. tensorflow 2.21.0.
 
@@ -193,7 +194,7 @@ class Distribution:
     location: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class TensorflowBuild:
     """What the installed TensorFlow was built for, read from files (never imported).
 
@@ -232,7 +233,7 @@ class TensorflowBuild:
     error: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class PythonEnv:
     """A watched interpreter and what it has installed.
 
@@ -263,7 +264,7 @@ class PythonEnv:
 # --------------------------------------------------------------------------- libraries
 
 
-@dataclass(frozen=True)
+@record
 class LibraryFile:
     """A shared library file on disk.
 
@@ -290,7 +291,7 @@ class LibraryFile:
     real_path: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class LibraryResolution:
     """Which file the OS loader would pick for one library that TensorFlow needs.
 
@@ -321,7 +322,7 @@ class LibraryResolution:
 # --------------------------------------------------------------------------- environment
 
 
-@dataclass(frozen=True)
+@record
 class PathEntry:
     """One directory of a search-path variable, in order, as written in the variable.
 
@@ -340,7 +341,7 @@ class PathEntry:
     note: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class EnvironmentInfo:
     """The variables that steer the stack, as the monitor's caller sees them.
 
@@ -359,7 +360,7 @@ class EnvironmentInfo:
         return None
 
 
-@dataclass(frozen=True)
+@record
 class RuntimeDll:
     """A Windows C++ runtime DLL (msvcp140.dll, vcruntime140_1.dll...) and where it was found.
 
@@ -376,7 +377,7 @@ class RuntimeDll:
 # --------------------------------------------------------------------------- inventory
 
 
-@dataclass(frozen=True)
+@record
 class Inventory:
     """Every fact one check read. Rules judge it; snapshots store it."""
 
@@ -396,7 +397,7 @@ class Inventory:
 # --------------------------------------------------------------------------- findings and report
 
 
-@dataclass(frozen=True)
+@record
 class Finding:
     """One conclusion of a rule.
 
@@ -416,7 +417,7 @@ class Finding:
     subject: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class LoadTestStep:
     """One step of the load test child (import, build_info, gpus, matmul, train, memory...).
 
@@ -431,7 +432,7 @@ class LoadTestStep:
     data: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class GpuSample:
     """One GPU as NVML saw it at one moment of a load test.
 
@@ -456,7 +457,7 @@ class GpuSample:
     error: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class LoadTestResult:
     """The GPU load test of one watched interpreter: did TensorFlow compute on the GPU?
 
@@ -506,7 +507,7 @@ class LoadTestResult:
     findings: tuple[Finding, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class Report:
     """An inventory, the findings the rules drew from it, and how long it took."""
 
@@ -559,7 +560,7 @@ class ChangeKind(str, enum.Enum):
         )
 
 
-@dataclass(frozen=True)
+@record
 class Change:
     """One change a trigger noticed: what, before, after, when (ISO 8601, UTC).
 
@@ -574,7 +575,7 @@ class Change:
     at: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class FactChange:
     """One fact of the stack that differs between two reports ("NVIDIA driver", 535 -> 550)."""
 
@@ -584,7 +585,7 @@ class FactChange:
     after: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class ReportDiff:
     """What changed between two reports: facts, findings that appeared and cleared, verdicts.
 
@@ -617,7 +618,7 @@ class MonitorState(str, enum.Enum):
     ERROR = "error"  # the monitor itself failed (the check raised, history unwritable...)
 
 
-@dataclass(frozen=True)
+@record
 class TimelineEntry:
     """One verdict the monitor recorded, with what changed just before it (for history views).
 
@@ -637,9 +638,9 @@ class TimelineEntry:
 
 
 def to_jsonable(value: Any) -> Any:
-    """Dataclasses to dicts, enums to their values, tuples to lists; recursively."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    """Records to dicts, enums to their values, tuples to lists; recursively."""
+    if is_record(value) and not isinstance(value, type):
+        return {name: to_jsonable(getattr(value, name)) for name in fields(value)}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, (list, tuple)):
@@ -653,7 +654,7 @@ T = typing.TypeVar("T")
 
 
 def from_jsonable(cls: type[T], data: Any) -> T:
-    """Rebuild a dataclass tree from `to_jsonable` output, guided by the type hints.
+    """Rebuild a record tree from `to_jsonable` output, guided by the type hints.
 
     Unknown keys are ignored and missing ones take their defaults, so older and newer
     snapshots still load.
@@ -673,15 +674,11 @@ def _convert(tp: Any, data: Any) -> Any:
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(args[0], item) for item in data or ())
         return tuple(_convert(a, item) for a, item in zip(args, data, strict=False))
-    if dataclasses.is_dataclass(tp):
+    if is_record(tp):
         if not isinstance(data, dict):
             raise ValueError(f"expected an object for {tp.__name__}, got {type(data).__name__}")
         hints = typing.get_type_hints(tp)
-        kwargs = {
-            f.name: _convert(hints[f.name], data[f.name])
-            for f in dataclasses.fields(tp)
-            if f.name in data
-        }
+        kwargs = {name: _convert(hints[name], data[name]) for name in fields(tp) if name in data}
         return tp(**kwargs)
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return tp(data)

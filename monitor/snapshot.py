@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-from monitor.model import Inventory, from_jsonable
+from monitor.model import INVENTORY_SCHEMA, Inventory, from_jsonable
 
 KIND = "tf-stack-monitor-snapshot"
 
@@ -32,7 +32,7 @@ def load_inventory(text: str) -> Inventory:
     if not isinstance(document, dict) or not isinstance(document.get("inventory"), dict):
         raise SnapshotError("no 'inventory' object: not a tf-stack-monitor snapshot")
     schema = document["inventory"].get("schema")
-    if not isinstance(schema, int) or schema > Inventory.__dataclass_fields__["schema"].default:
+    if not isinstance(schema, int) or schema > INVENTORY_SCHEMA:
         raise SnapshotError(
             f"inventory schema {schema!r} is newer than this tf-stack-monitor understands; "
             "upgrade tf-stack-monitor"

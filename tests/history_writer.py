@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 
 import scenarios
 
@@ -26,6 +25,7 @@ from monitor.model import (
     Report,
     ReportDiff,
 )
+from monitor.record import replace
 
 GPU_DEVICE = "/job:localhost/replica:0/task:0/device:GPU:0"
 

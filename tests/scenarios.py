@@ -1,4 +1,4 @@
-"""Inventories of real-world machines, for rule tests. Vary them with dataclasses.replace.
+"""Inventories of real-world machines, for rule tests. Vary them with record.replace.
 
 `linux_tf221_pip()` is a healthy workstation: driver 570.133.07 (CUDA 12.8), an RTX 4090,
 Python 3.11 with tensorflow 2.21.0 and its nvidia-*-cu12 wheels, every library resolved
@@ -7,8 +7,6 @@ CUDA 11.2 and cuDNN 8.1 on PATH, driver 537.13, an RTX 3060.
 """
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 from monitor import compat
 from monitor.model import (
@@ -27,6 +25,7 @@ from monitor.model import (
     RuntimeDll,
     TensorflowBuild,
 )
+from monitor.record import replace
 
 LINUX_PY = "/home/ada/venvs/tf/bin/python"
 LINUX_SITE = "/home/ada/venvs/tf/lib/python3.11/site-packages"

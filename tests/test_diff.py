@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import scenarios
 
 from monitor.check import judge
 from monitor.diff import diff_inventories, diff_reports
 from monitor.model import FactChange, Link, Verdict
+from monitor.record import replace
 
 
 def _driver_update(inventory, version="550.54.14", cuda="12.4"):

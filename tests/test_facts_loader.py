@@ -28,6 +28,7 @@ from monitor.facts.loader import (
 )
 from monitor.facts.paths import Root
 from monitor.model import CudaToolkit, PythonEnv, TensorflowBuild
+from monitor.record import fields, replace
 
 SITE = "/home/ada/venvs/tf/lib/python3.11/site-packages"
 PY = "/home/ada/venvs/tf/bin/python"
@@ -65,10 +66,8 @@ def tf221(**changes) -> PythonEnv:
         site_packages=(SITE,),
         tensorflow=tf,
     )
-    tf_changes = {k: v for k, v in changes.items() if k in TensorflowBuild.__dataclass_fields__}
+    tf_changes = {k: v for k, v in changes.items() if k in fields(TensorflowBuild)}
     py_changes = {k: v for k, v in changes.items() if k not in tf_changes}
-    from dataclasses import replace
-
     return replace(python, tensorflow=replace(tf, **tf_changes), **py_changes)
 
 

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from history_writer import CUDNN_FACT, broken_report, diff_of, healthy_report
 from monitor import history as history_module
 from monitor.history import History, HistoryError, default_path
 from monitor.model import Change, ChangeKind, Report, Verdict
+from monitor.record import replace
 
 TESTS = Path(__file__).parent
 START = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.timezone.utc)

@@ -7,7 +7,7 @@ exit status the text implies) above `# ---`, then the text verbatim. See that fo
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,7 @@ from monitor.model import (
     RuntimeDll,
     Severity,
 )
+from monitor.record import replace
 from monitor.rules import fixes
 
 CORPUS = Path(__file__).parent / "fixtures" / "loadtest_errors"

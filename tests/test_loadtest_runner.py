@@ -9,7 +9,6 @@ of tests/fake_nvml, which a fake child rewrites to put its own PID on the GPU.
 from __future__ import annotations
 
 import ast
-import dataclasses
 import json
 import os
 import signal
@@ -39,6 +38,7 @@ from monitor.model import (
     from_jsonable,
     to_jsonable,
 )
+from monitor.record import replace
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fake pythons are POSIX scripts")
 
@@ -400,8 +400,8 @@ def test_throughput_drop_against_a_good_previous_run(tmp_path, fake_nvml):
     assert evidence["throttle_reasons"] == "hw_thermal_slowdown"
     # Another GPU, or a bad previous run: nothing to compare.
     for other in (
-        dataclasses.replace(previous, gpu_uuid="GPU-other"),
-        dataclasses.replace(previous, ok=False),
+        replace(previous, gpu_uuid="GPU-other"),
+        replace(previous, ok=False),
     ):
         again = run_load_test(
             python,

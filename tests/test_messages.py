@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from monitor import rules
@@ -27,6 +25,7 @@ from monitor.model import (
     Severity,
     Verdict,
 )
+from monitor.record import replace
 from tests.scenarios import linux_tf221_pip
 
 PY = "/home/ada/venvs/tf/bin/python"

@@ -9,7 +9,6 @@ import sys
 import textwrap
 import threading
 import urllib.request
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from monitor.metrics import (
     write_textfile,
 )
 from monitor.model import LoadTestResult, MonitorState, Report
+from monitor.record import replace
 from tests.scenarios import LINUX_PY, linux_tf221_pip
 
 GPU_UUID = "GPU-5d1e2b9c-0000-4000-8000-000000000001"

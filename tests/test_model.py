@@ -1,7 +1,6 @@
 """The model round-trips through JSON and computes the verdict."""
 
 import json
-from dataclasses import replace
 
 import pytest
 import scenarios
@@ -17,6 +16,7 @@ from monitor.model import (
     to_jsonable,
     verdict_of,
 )
+from monitor.record import replace
 
 
 @pytest.mark.parametrize("build", [scenarios.linux_tf221_pip, scenarios.windows_tf210])

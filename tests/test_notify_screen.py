@@ -15,7 +15,6 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -38,6 +37,7 @@ from monitor.diff import diff_reports
 from monitor.messages import Notification, notification_for
 from monitor.model import Change, ChangeKind, MonitorState
 from monitor.notify_dbus import BUS_NAME, DbusNotifier
+from monitor.record import replace
 from monitor.tray import icon_path
 from tests.dbus_session import session_bus, use_session_bus
 from tests.scenarios import linux_tf221_pip

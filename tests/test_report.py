@@ -83,9 +83,8 @@ def test_headline_counts_warnings():
 
 
 def test_links_that_could_not_be_judged_get_a_neutral_mark():
-    from dataclasses import replace
-
     from monitor.model import DriverInfo
+    from monitor.record import replace
 
     inventory = replace(scenarios.linux_tf221_pip(), driver=DriverInfo(error="NVML not found"))
     text = render_text(Report(inventory=inventory))

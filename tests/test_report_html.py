@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import sys
 import webbrowser
-from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from monitor.model import (
     TimelineEntry,
     Verdict,
 )
+from monitor.record import replace
 from monitor.report_html import (
     CSP,
     STATE_COLOURS,

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from monitor.model import Finding, GpuInfo, Inventory, Severity
+from monitor.record import replace
 from monitor.rules import cudnn
 from tests.scenarios import LINUX_PY, linux_tf221_pip, windows_tf210, with_tensorflow
 

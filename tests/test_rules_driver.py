@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from monitor.model import (
@@ -13,6 +11,7 @@ from monitor.model import (
     LibraryFile,
     Severity,
 )
+from monitor.record import replace
 from monitor.rules import driver
 from monitor.rules.driver import condition_holds, driver_state, known_bad_entries, known_bad_matches
 from tests import scenarios

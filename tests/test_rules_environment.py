@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from monitor.model import (
@@ -16,6 +14,7 @@ from monitor.model import (
     PathEntry,
     Severity,
 )
+from monitor.record import replace
 from monitor.rules import environment, evaluate
 from monitor.rules.environment import (
     cuda_home_mismatch,

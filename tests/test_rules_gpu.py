@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from monitor.model import Distribution, Finding, GpuInfo, Inventory, Severity
+from monitor.record import replace
 from monitor.rules import gpu
 from monitor.rules.gpu import parse_arch, reach
 from tests.scenarios import linux_tf221_pip, windows_tf210, with_python, with_tensorflow

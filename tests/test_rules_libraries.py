@@ -1,12 +1,10 @@
 """Rules about the library files TF loads, on Linux and Windows facts.
 
 Each scenario is a real-world breakage built from the healthy scenarios with
-dataclasses.replace; the rules must name it once, with the fix for that OS.
+record.replace; the rules must name it once, with the fix for that OS.
 """
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 import pytest
 
@@ -23,6 +21,7 @@ from monitor.model import (
     PythonEnv,
     Severity,
 )
+from monitor.record import replace
 from monitor.rules import evaluate, libraries
 from monitor.rules.libraries import (
     library_not_found,

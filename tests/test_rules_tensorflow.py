@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from monitor.model import (
@@ -14,6 +12,7 @@ from monitor.model import (
     Severity,
     TensorflowBuild,
 )
+from monitor.record import replace
 from monitor.rules import cudnn, driver, gpu, tensorflow
 from monitor.rules.tensorflow import install_requirement, tf_facts, tf_release
 from tests.scenarios import (

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from monitor.model import (
@@ -15,6 +13,7 @@ from monitor.model import (
     RuntimeDll,
     Severity,
 )
+from monitor.record import replace
 from monitor.rules import evaluate, windows
 from monitor.rules.windows import VC_REDIST_URL, dll_on_path_not_loadable, vc_runtime_missing
 from tests.scenarios import WIN_PY, linux_tf221_pip, windows_tf210, with_python

@@ -11,13 +11,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from monitor.facts.paths import Root
 from monitor.model import Change, ChangeKind, CudaToolkit, HostInfo, Inventory
+from monitor.record import replace
 from monitor.watch import files
 from monitor.watch.debounce import Debouncer
 from monitor.watch.files import FileTrigger

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import dataclasses
 import functools
 import json
 import os
@@ -31,6 +30,7 @@ from typing import Any
 
 from monitor.facts.paths import Root
 from monitor.model import DriverInfo, GpuInfo, from_jsonable, to_jsonable
+from monitor.record import replace
 
 SYSTEM_ROOT = Root("/")
 PROC_VERSION = "/proc/driver/nvidia/version"
@@ -64,7 +64,7 @@ def probe_driver(root: Root = SYSTEM_ROOT, library_path: str | None = None) -> D
     except Exception as exc:  # a bug of ours or a binding's surprise: still a result
         info = DriverInfo(error=f"driver probe failed: {type(exc).__name__}: {exc}")
     extra = (("kernel_module_version", kernel_error),) if kernel_error else ()
-    return dataclasses.replace(
+    return replace(
         info,
         kernel_module_version=kernel_version,
         kernel_module_open=kernel_open,
@@ -140,7 +140,7 @@ def _probe_nvml(library_path: str | None) -> DriverInfo:
     with _LOCK:
         info = _probe_here(pynvml, library_path)
     if info.nvml_library_replaced and not in_child:
-        return dataclasses.replace(_probe_in_child(library_path), nvml_library_replaced=True)
+        return replace(_probe_in_child(library_path), nvml_library_replaced=True)
     return info
 
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
+
+from monitor.record import record
 
 _DT_NEEDED, _DT_STRTAB, _DT_SONAME, _DT_RPATH, _DT_RUNPATH = 1, 5, 14, 15, 29
 _PT_LOAD, _PT_DYNAMIC = 1, 2
 _MAX_HEADER_BYTES = 1 << 20
 
 
-@dataclass(frozen=True)
+@record
 class ElfInfo:
     """What the loader needs to know about one ELF file. bits is 32 or 64; machine e_machine."""
 

@@ -21,7 +21,8 @@ entries, as the loader itself ignores a cache it cannot use.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+from monitor.record import record
 
 OLD_MAGIC = b"ld.so-1.7.0"
 NEW_MAGIC = b"glibc-ld.so.cache1.1"
@@ -52,7 +53,7 @@ _DEFAULT_ID = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class CacheEntry:
     """One cache line: `name` (the soname ldconfig saw) => `path`, with its flags and hwcap."""
 
@@ -62,7 +63,7 @@ class CacheEntry:
     hwcap: int = 0
 
 
-@dataclass(frozen=True)
+@record
 class LdCache:
     """A parsed cache. fmt: "new", "old", "old+new" or "" when unreadable."""
 

@@ -31,12 +31,12 @@ import posixpath
 import re
 import stat
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
 
 from monitor import compat
 from monitor.facts import elf, ldcache, loader_elf, loader_versions, syspath
 from monitor.facts.paths import Root
 from monitor.model import CudaToolkit, LibraryFile, LibraryResolution, PythonEnv, TensorflowBuild
+from monitor.record import record, replace
 
 DRIVER_ROLES = ("cuda_driver", "nvml")
 _MAX_CONF_FILES = 200
@@ -128,7 +128,7 @@ def probe_libraries(
 # --------------------------------------------------------------------------- file system
 
 
-@dataclass(frozen=True)
+@record
 class _Hit:
     """The outcome of looking for one name in one directory."""
 
@@ -285,12 +285,14 @@ def _dedupe(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------- Linux
 
 
-@dataclass
 class _Phase:
     """One search list of the loader; an unexpected open error ends the list, not the search."""
 
-    via: str
-    dirs: list[tuple[str, str]]  # (via, system dir)
+    __slots__ = ("dirs", "via")
+
+    def __init__(self, via: str, dirs: list[tuple[str, str]]):
+        self.via = via
+        self.dirs = dirs  # (via, system dir)
 
 
 class _LinuxProbe:

@@ -18,7 +18,8 @@ import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+
+from monitor.record import record
 
 DEFAULT_TIMEOUT_S = 5.0
 
@@ -119,7 +120,7 @@ for job in json.loads(sys.stdin.read()):
 """
 
 
-@dataclass(frozen=True)
+@record
 class VersionResult:
     """What the child said about one file: a version, or why there is none."""
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import ntpath
 import os
-from dataclasses import dataclass
+
+from monitor.record import record
 
 
-@dataclass(frozen=True)
+@record
 class Root:
     """Maps system paths to files on this disk. Windows paths map "C:\\x" to <root>/C/x."""
 

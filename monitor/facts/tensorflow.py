@@ -20,13 +20,13 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from monitor.compat import TF_BUILD_NAMES
 from monitor.facts import elf
 from monitor.facts.interpreter import InterpreterQuery, find_tensorflow_package, start_query
 from monitor.facts.paths import Root
 from monitor.model import Distribution, PythonEnv, TensorflowBuild
+from monitor.record import record
 
 _SYSTEM = Root("/")
 _WATCHED_EXACT = frozenset(
@@ -136,7 +136,7 @@ def _search_dirs(sys_path: Sequence[str], sites: Sequence[str]) -> list[str]:
 # --------------------------------------------------------------------------- distributions
 
 
-@dataclass(frozen=True)
+@record
 class FoundDistribution:
     """A distribution as found on disk (real paths); `meta` is its .dist-info / .egg-info."""
 

@@ -13,11 +13,11 @@ import re
 import signal
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from monitor.facts import syspath
 from monitor.facts.paths import Root
 from monitor.model import CudaToolkit
+from monitor.record import record
 from monitor.versions import parse_version
 
 NVCC_TIMEOUT_S = 5.0
@@ -33,7 +33,7 @@ _CONDA_RECORDS = (
 _ACTIVE_ORDER = ("nvcc on PATH", "CUDA_HOME", "CUDA_PATH")
 
 
-@dataclass(frozen=True)
+@record
 class _Candidate:
     path: str
     label: str
@@ -41,13 +41,17 @@ class _Candidate:
     conda_records: tuple[str, ...] = ()
 
 
-@dataclass
 class _Found:
-    root: str
-    usable: bool
-    origins: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    conda_records: tuple[str, ...] = ()
+    """A toolkit root as the candidates add up: every label that named it, every error."""
+
+    __slots__ = ("conda_records", "errors", "origins", "root", "usable")
+
+    def __init__(self, root: str, usable: bool):
+        self.root = root
+        self.usable = usable
+        self.origins: list[str] = []
+        self.errors: list[str] = []
+        self.conda_records: tuple[str, ...] = ()
 
 
 def probe_toolkits(root: Root, env: Mapping[str, str], os_name: str) -> tuple[CudaToolkit, ...]:

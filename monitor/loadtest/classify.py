@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 
 from monitor.loadtest.crash_failures import (
     build_crash_text,
@@ -93,6 +92,7 @@ from monitor.loadtest.library_failures import (
     build_undefined_symbol,
 )
 from monitor.model import Finding, Inventory, Severity
+from monitor.record import record, replace
 
 # The classifier's names, importable from here (the ids and the builders live beside it).
 __all__ = [
@@ -148,7 +148,7 @@ def _short_lines(text: str, keep: int = MAX_LINE // 2) -> str:
 Builder = Callable[[re.Match[str], FailureContext], "Finding | None"]
 
 
-@dataclass(frozen=True)
+@record
 class Rule:
     """One stderr pattern: `build` turns a match into a Finding, or None to let others try.
 

@@ -3,7 +3,6 @@ the classifier's finding where that one already names the cause."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any
 
@@ -11,6 +10,7 @@ from monitor.loadtest.child_output import ChildRun, json_float
 from monitor.loadtest.gpu_sampler import SampleSummary
 from monitor.loadtest.run_findings import host_os, python_finding
 from monitor.model import Finding, Inventory, Link, LoadTestResult, Severity
+from monitor.record import replace
 
 # Lines of TF's stderr that say why it set up no GPU.
 _NO_GPU_HINT = re.compile(
@@ -211,5 +211,5 @@ def fold_cpu_fallback(findings: list[Finding], result: LoadTestResult) -> list[F
             f" TensorFlow itself works: it fell back to the CPU, where the matmul checked out "
             f"at {result.cpu_gflops:.1f} GFLOP/s."
         )
-    merged = dataclasses.replace(cause, detail=cause.detail + works)
+    merged = replace(cause, detail=cause.detail + works)
     return [merged if f is cause else f for f in findings if f is not fallback]

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from monitor.model import HostInfo, Inventory, LibraryResolution, PythonEnv, TensorflowBuild
+from monitor.record import record
 from monitor.rules import fixes
 from monitor.rules.libraries import TfNeeds, basename, tf_needs
 
 GpuProcess = tuple[int, str, int]  # (pid, name, used MiB)
 
 
-@dataclass(frozen=True)
+@record
 class FailureContext:
     """What every builder may look at: the raw inputs and lookups into the inventory."""
 

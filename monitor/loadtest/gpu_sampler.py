@@ -9,16 +9,15 @@ the summary's values are None ("could not tell"), never False.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from monitor.model import GpuSample
+from monitor.record import record, replace
 
 MAX_KEPT = 60
 
 
-@dataclass(frozen=True)
+@record
 class SampleSummary:
     """What the samples say about one load test (the child's PIDs given)."""
 
@@ -81,7 +80,7 @@ class GpuSampler:
         except Exception as exc:  # a sampling bug must not stop the load test
             got = (GpuSample(index=-1, error=f"{type(exc).__name__}: {exc}"),)
         for sample in got:
-            self._samples.append(dataclasses.replace(sample, t_s=round(t, 3)))
+            self._samples.append(replace(sample, t_s=round(t, 3)))
             if sample.index < 0:
                 self.error = sample.error
                 self.enabled = False

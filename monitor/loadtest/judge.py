@@ -11,7 +11,6 @@ else names why.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,6 +26,7 @@ from monitor.loadtest.run_findings import (
     throughput_drop,
 )
 from monitor.model import Finding, Inventory, Link, LoadTestResult, LoadTestStep, Severity
+from monitor.record import replace
 
 GPU_STEPS = ("matmul", "train", "memory")
 
@@ -173,7 +173,7 @@ def _outcome(run: ChildRun, results: dict[str, dict[str, Any]], done: dict[str, 
 
 
 def _replace(result: LoadTestResult, **changes: Any) -> LoadTestResult:
-    return dataclasses.replace(result, **changes)
+    return replace(result, **changes)
 
 
 def _classified(

@@ -4,7 +4,6 @@ every runner finding is built with."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 from collections.abc import Iterable
@@ -22,6 +21,7 @@ from monitor.model import (
     LoadTestResult,
     Severity,
 )
+from monitor.record import replace
 
 THROUGHPUT_DROP = 0.30
 
@@ -132,7 +132,7 @@ def loaded_differs(result: LoadTestResult, inventory: Inventory | None) -> list[
             ),
         )
         subject = f"{result.python} {resolution.wanted}"
-        findings.append(dataclasses.replace(finding, subject=subject))
+        findings.append(replace(finding, subject=subject))
     return findings
 
 

@@ -12,10 +12,10 @@ import functools
 import io
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from monitor import compat
 from monitor.model import DriverInfo, Finding, HostInfo, Inventory, Link, PythonEnv, Severity
+from monitor.record import record
 from monitor.rules import fixes
 from monitor.rules.tensorflow import (
     build_cuda,
@@ -42,7 +42,7 @@ _NOT_FOUND_TEXT = (
 # --------------------------------------------------------------------------- known-bad data
 
 
-@dataclass(frozen=True)
+@record
 class KnownBad:
     """One row of monitor/data/known_bad.csv: a version range with documented breakage.
 
@@ -389,7 +389,7 @@ def driver_reboot_pending(inventory: Inventory) -> Iterable[Finding]:
     )
 
 
-@dataclass(frozen=True)
+@record
 class _Need:
     """What one interpreter's TensorFlow needs from the driver."""
 

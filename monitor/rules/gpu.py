@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from monitor import compat
 from monitor.model import Finding, GpuInfo, HostInfo, Inventory, Link, PythonEnv, Severity
+from monitor.record import record
 from monitor.rules import fixes
 from monitor.rules.driver import driver_state
 from monitor.rules.tensorflow import (
@@ -44,7 +44,7 @@ _WHEEL_ARCHS: tuple[tuple[tuple[int, int], tuple[int, int], tuple[str, ...]], ..
 _JIT_CACHE_BYTES = "4294967296"  # CUDA_CACHE_MAXSIZE's maximum, 4 GiB
 
 
-@dataclass(frozen=True)
+@record
 class _Arch:
     kind: str  # "sm" or "compute"
     cc: tuple[int, int]

@@ -5,10 +5,9 @@ Shared with the environment and windows rules and the load-test classifier.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from monitor import compat
 from monitor.model import Inventory, PythonEnv, TensorflowBuild
+from monitor.record import record
 from monitor.rules import fixes
 from monitor.versions import major_minor, parse_version
 
@@ -43,7 +42,7 @@ def pip_install(inventory: Inventory, executable: str, *args: str) -> str:
     return pip_command(inventory, executable, "install", *args)
 
 
-@dataclass(frozen=True)
+@record
 class TfNeeds:
     """What one watched TensorFlow was built for: versions as plain "12.5.1" / "9.3"."""
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import ntpath
 import posixpath
 from collections.abc import Iterator
-from dataclasses import replace
 
 from monitor.model import Finding, Inventory, LibraryFile, LibraryResolution, Link, Severity
+from monitor.record import replace
 from monitor.rules.fixes import quote_path
 from monitor.rules.libraries_files import (
     DRIVER_ROLES,

@@ -7,9 +7,9 @@ finding which wheel provides a library role and whether it is installed.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from monitor.model import Distribution, Inventory, PythonEnv, TensorflowBuild
+from monitor.record import record
 from monitor.versions import at_least, parse_version
 
 # Which nvidia-*-cuXX wheel provides a role's files (site-packages/nvidia/<dir>/lib).
@@ -37,7 +37,7 @@ def normalize_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name or "").lower()
 
 
-@dataclass(frozen=True)
+@record
 class Requirement:
     """One Requires-Dist line: `nvidia-cudnn-cu12<10.0,>=9.3.0.75; extra == "and-cuda"`."""
 
@@ -141,7 +141,7 @@ def installed(python: PythonEnv | None, name: str) -> Distribution | None:
     return next((d for d in python.distributions if normalize_name(d.name) == wanted), None)
 
 
-@dataclass(frozen=True)
+@record
 class NvidiaWheel:
     """One installed nvidia-<component>-cu<major> wheel."""
 

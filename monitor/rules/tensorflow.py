@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
 from monitor import compat
 from monitor.model import (
@@ -22,6 +21,7 @@ from monitor.model import (
     Severity,
     TensorflowBuild,
 )
+from monitor.record import record
 from monitor.rules import fixes
 from monitor.versions import major_minor
 
@@ -99,7 +99,7 @@ def _known_releases(os_name: str) -> list[tuple[int, int]]:
     return sorted(releases)
 
 
-@dataclass(frozen=True)
+@record
 class TfFacts:
     """The tested-build row used for an install, and how it was chosen.
 
