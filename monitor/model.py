@@ -8,8 +8,8 @@ Stdlib only: this module is imported by every other one, and by support-bundle r
 
 from __future__ import annotations
 
-import datetime
 import enum
+import time
 import types
 import typing
 from typing import Any
@@ -22,7 +22,7 @@ REPORT_SCHEMA = 1
 
 def utc_now() -> str:
     """Now, as every time in the model is written: ISO 8601, UTC, to the second."""
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())  # not datetime: 3 ms to import
 
 
 class Severity(str, enum.Enum):

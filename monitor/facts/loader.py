@@ -26,7 +26,6 @@ from __future__ import annotations
 import errno
 import functools
 import os
-import platform
 import posixpath
 import re
 import stat
@@ -97,7 +96,7 @@ def probe_libraries(
     """Resolve every library each CUDA build of TF needs, per interpreter.
 
     Without any CUDA build, only the driver's own libraries are resolved, once, with
-    python="". `machine` defaults to this host's (platform.machine()); `version_functions`
+    python="". `machine` defaults to this host's (os.uname().machine); `version_functions`
     False skips the child process (versions then come from file names and sonames only).
     version_child: that child, started early by the caller (who closes it if unused).
     """
@@ -108,7 +107,7 @@ def probe_libraries(
         return loader_windows.probe_windows(root, env, pythons, toolkits)
     if os_name != "linux":
         return ()
-    probe = _LinuxProbe(root, env, machine or platform.machine(), toolkits)
+    probe = _LinuxProbe(root, env, machine or os.uname().machine, toolkits)
     results: list[LibraryResolution] = []
     cuda_pythons = [p for p in pythons if p.tensorflow is not None and p.tensorflow.is_cuda_build]
     for python in cuda_pythons:
