@@ -2,6 +2,6 @@
 
 import sys
 
-from monitor.cli import main
+from monitor.cli import console
 
-sys.exit(main())
+sys.exit(console())

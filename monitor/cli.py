@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -119,6 +120,15 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="colour the text output (default: only on a terminal)",
     )
+
+
+def console() -> int:
+    """The console script and `python -m monitor`: `main`, then a quicker exit."""
+    code = main()
+    # The process ends now: spare it the collector's passes over every object at exit
+    # (7 ms, a tenth of a check).
+    gc.freeze()
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

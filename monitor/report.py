@@ -257,7 +257,14 @@ def _libraries_summary(inv: Inventory) -> str | None:
     if not inv.libraries:
         return None
     found = sum(1 for r in inv.libraries if r.resolved is not None)
-    return f"{found} of {len(inv.libraries)} found"
+    missing = [r.wanted for r in inv.libraries if r.resolved is None and r.required]
+    summary = f"{found} of {len(inv.libraries)} found"
+    if not missing:
+        return summary
+    # Missing required ones with no finding of their own are explained under another link
+    # (no driver: libcuda and NVML); never a check mark for them.
+    shown = ", ".join(dict.fromkeys(missing[:3])) + (", ..." if len(missing) > 3 else "")
+    return _UNKNOWN + f"{summary}; missing {shown}"
 
 
 def _tensorflow_summary(inv: Inventory) -> str | None:
@@ -276,7 +283,12 @@ def _tensorflow_summary(inv: Inventory) -> str | None:
 def _python_summary(inv: Inventory) -> str | None:
     if not inv.pythons:
         return "no interpreter watched"
-    return "; ".join(f"{py.version or '?'} {py.bits}-bit at {py.executable}" for py in inv.pythons)
+    return "; ".join(
+        f"{py.executable}: not inspected"
+        if py.error
+        else f"{py.version or 'unknown version'} {py.bits}-bit at {py.executable}"
+        for py in inv.pythons
+    )
 
 
 def _environment_summary(inv: Inventory) -> str | None:

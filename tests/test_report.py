@@ -4,7 +4,8 @@ import json
 
 import scenarios
 
-from monitor.model import Finding, Link, Report, Severity
+from monitor.model import Finding, Link, PythonEnv, Report, Severity
+from monitor.record import replace
 from monitor.report import exit_code, headline, render_json, render_text
 
 DRIVER_OLD = Finding(
@@ -98,3 +99,31 @@ def test_long_details_are_wrapped():
     detail = [line for line in render_text(report(long)).splitlines() if "word" in line]
     assert len(detail) > 1
     assert all(len(line) <= 100 for line in detail)
+
+
+def link_line(text: str, title: str) -> str:
+    return next(line for line in text.splitlines() if line[2:].startswith(title))
+
+
+def test_missing_libraries_without_a_finding_of_their_own_get_no_check_mark():
+    """No driver: libcuda is missing, and the driver finding explains it. The Libraries line
+    says what is missing, with the neutral mark, never a check mark."""
+    inventory = scenarios.linux_tf221_pip()
+    libraries = tuple(
+        replace(r, resolved=None) if r.role == "cuda_driver" else r for r in inventory.libraries
+    )
+    shown = render_text(
+        replace(report(), inventory=replace(inventory, libraries=libraries)), unicode=False
+    )
+    line = link_line(shown, "Libraries")
+    assert line.startswith("- Libraries") and "missing libcuda.so.1" in line
+    assert link_line(render_text(report(), unicode=False), "Libraries").startswith("+ Libraries")
+
+
+def test_an_interpreter_that_could_not_be_asked_is_not_given_a_version_or_bits():
+    inventory = replace(
+        scenarios.linux_tf221_pip(),
+        pythons=(PythonEnv(executable="/opt/gone/python", error="no such interpreter"),),
+    )
+    line = link_line(render_text(replace(report(), inventory=inventory)), "Python")
+    assert line.endswith("Python        /opt/gone/python: not inspected")

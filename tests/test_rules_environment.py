@@ -238,6 +238,29 @@ def test_missing_path_entry_is_info_with_a_cleaned_value():
     assert "export PATH=/home/ada/venvs/tf/bin:/usr/local/bin:/usr/bin:/bin" in fix_text(finding)
 
 
+def test_a_missing_entry_listed_twice_is_counted_once():
+    gone = PathEntry("/opt/old-cuda/bin", exists=False, is_dir=False)
+    inv = with_env(linux_tf221_pip(), path=linux_path(gone, gone))
+    finding = only(run(path_entry_missing, inv), "path-entry-missing")
+    assert finding.title == "PATH entry /opt/old-cuda/bin does not exist"
+    assert finding.evidence == (("/opt/old-cuda/bin", "does not exist"),)
+
+
+def test_a_path_with_no_existing_entry_is_never_told_to_be_unset():
+    gone = tuple(PathEntry(d, exists=False, is_dir=False) for d in ("/usr/bin", "/bin", "/usr/bin"))
+    finding = only(
+        run(path_entry_missing, with_env(linux_tf221_pip(), path=gone)), "path-entry-missing"
+    )
+    assert finding.title == "2 PATH entries are missing or not directories"
+    assert "unset" not in fix_text(finding)
+    assert "None of the PATH entries exists" in finding.fix[0]
+    # LD_LIBRARY_PATH may be emptied: nothing left to search is a fine fix there.
+    ld = only(
+        run(path_entry_missing, with_env(linux_tf221_pip(), ld=gone[:1])), "path-entry-missing"
+    )
+    assert "unset LD_LIBRARY_PATH" in fix_text(ld)
+
+
 def test_windows_missing_path_entry():
     path = (
         *windows_tf210().environment.path,

@@ -79,6 +79,7 @@ def _mm(version: str | None) -> str | None:
 def path_entry_missing(inventory: Inventory) -> Iterator[Finding]:
     for variable, entries in _variables(inventory):
         bad = [e for e in entries if _checked(e) and (not e.exists or not e.is_dir)]
+        bad = list({e.path: e for e in bad}.values())  # a duplicated entry once
         if not bad:
             continue
         keep = [e.path for e in entries if e.path and e not in bad]
@@ -91,7 +92,13 @@ def path_entry_missing(inventory: Inventory) -> Iterator[Finding]:
             if count == 1 and not bad[0].exists
             else f"{count} {variable} entries are missing or not directories"
         )
-        fix = [f"Remove them from {variable}: " + _set_command(inventory, variable, keep)]
+        if keep or variable != "PATH":
+            fix = [f"Remove them from {variable}: " + _set_command(inventory, variable, keep)]
+        else:  # never advise emptying PATH: no command would be found any more
+            fix = [
+                "None of the PATH entries exists: set PATH to directories that do (with "
+                "--root, PATH is this shell's, not the checked disk's)"
+            ]
         if is_windows(inventory):
             fix.append(
                 "Or drop every missing directory from the user Path (PowerShell): "
