@@ -40,13 +40,16 @@ LINK_TITLES = {
 }
 
 WRAP = 100
-# A summary that starts with this marker is a state we could not judge (no driver, no cuDNN
-# found): shown with a neutral "-" instead of a green tick.
-_UNKNOWN = "?"
 _MARKS = {Severity.ERROR: "✗", Severity.WARNING: "!", Severity.INFO: "i"}
 _ASCII_MARKS = {Severity.ERROR: "X", Severity.WARNING: "!", Severity.INFO: "i"}
 _COLOURS = {Severity.ERROR: "31", Severity.WARNING: "33", Severity.INFO: "36"}
 _VERDICT_COLOURS = {Verdict.HEALTHY: "32", Verdict.WARNINGS: "33", Verdict.BROKEN: "31"}
+
+
+class _Unknown(str):
+    """A link summary for a state that could not be judged (no driver, no cuDNN found): shown
+    with a neutral "-", never a green tick. A type, not a text prefix, so that no summary's
+    own text (a "?" version) can be taken for the marker."""
 
 
 def exit_code(report: Report) -> int:
@@ -100,9 +103,7 @@ def render_text(report: Report, colour: bool = False, unicode: bool = True) -> s
         if summary is None and not findings:
             continue
         worst = min((f.severity for f in findings), key=lambda s: -s.rank, default=None)
-        unknown = bool(summary and summary.startswith(_UNKNOWN))
-        if unknown and summary:
-            summary = summary[len(_UNKNOWN) :]
+        unknown = isinstance(summary, _Unknown)
         if worst:
             mark = paint(_COLOURS[worst], marks[worst])
         elif unknown:
@@ -212,15 +213,15 @@ def _driver_summary(inv: Inventory) -> str | None:
     if d.nvml_loaded and d.driver_version:
         cuda = f" (supports CUDA {d.cuda_driver_version})" if d.cuda_driver_version else ""
         return f"NVIDIA {d.driver_version}{cuda}"
-    return _UNKNOWN + (f"not available: {d.error}" if d.error else "not available")
+    return _Unknown(f"not available: {d.error}" if d.error else "not available")
 
 
 def _gpu_summary(inv: Inventory) -> str | None:
     gpus = inv.driver.gpus
     if not inv.driver.nvml_loaded:
-        return _UNKNOWN + "unknown (no driver)"
+        return _Unknown("unknown (no driver)")
     if not gpus:
-        return _UNKNOWN + "none found"
+        return _Unknown("none found")
     names = [f"{g.index}: {g.name or '?'} (CC {g.compute_capability or '?'})" for g in gpus]
     return "; ".join(names)
 
@@ -250,21 +251,21 @@ def _cudnn_summary(inv: Inventory) -> str | None:
     if inv.cudnn:
         first = inv.cudnn[0]
         return f"{first.version or 'unknown version'} at {first.location} ({first.source})"
-    return _UNKNOWN + "not found"
+    return _Unknown("not found")
 
 
 def _libraries_summary(inv: Inventory) -> str | None:
     if not inv.libraries:
         return None
     found = sum(1 for r in inv.libraries if r.resolved is not None)
-    missing = [r.wanted for r in inv.libraries if r.resolved is None and r.required]
+    missing = list(dict.fromkeys(r.wanted for r in inv.libraries if not r.resolved and r.required))
     summary = f"{found} of {len(inv.libraries)} found"
     if not missing:
         return summary
     # Missing required ones with no finding of their own are explained under another link
     # (no driver: libcuda and NVML); never a check mark for them.
-    shown = ", ".join(dict.fromkeys(missing[:3])) + (", ..." if len(missing) > 3 else "")
-    return _UNKNOWN + f"{summary}; missing {shown}"
+    shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+    return _Unknown(f"{summary}; missing {shown}")
 
 
 def _tensorflow_summary(inv: Inventory) -> str | None:
@@ -277,7 +278,7 @@ def _tensorflow_summary(inv: Inventory) -> str | None:
         build = f"CUDA {cuda}, cuDNN {cudnn}" if tf.is_cuda_build else "CPU-only build"
         where = f" in {py.executable}" if len(inv.pythons) > 1 else ""
         parts.append(f"{tf.distribution or 'tensorflow'} {tf.version} ({build}){where}")
-    return "; ".join(parts) if parts else _UNKNOWN + "not installed in a watched interpreter"
+    return "; ".join(parts) if parts else _Unknown("not installed in a watched interpreter")
 
 
 def _python_summary(inv: Inventory) -> str | None:

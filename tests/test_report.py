@@ -117,6 +117,14 @@ def test_missing_libraries_without_a_finding_of_their_own_get_no_check_mark():
     )
     line = link_line(shown, "Libraries")
     assert line.startswith("- Libraries") and "missing libcuda.so.1" in line
+    # Two missing libraries, each asked for by two interpreters: named once each, all shown.
+    two = tuple(
+        replace(r, resolved=None) if r.role in ("cuda_driver", "cudart") else r
+        for r in inventory.libraries
+    )
+    twice = replace(inventory, libraries=two + two)
+    line = link_line(render_text(replace(report(), inventory=twice), unicode=False), "Libraries")
+    assert "libcuda.so.1" in line and "libcudart.so.12" in line and "..." not in line
     assert link_line(render_text(report(), unicode=False), "Libraries").startswith("+ Libraries")
 
 
