@@ -102,7 +102,7 @@ def judge(
         f.severity is Severity.ERROR for f in findings
     ):
         findings.append(failed_finding(result, results, run, timeout))
-    return _replace(result, findings=tuple(findings), detail=_detail(result, results, run))
+    return replace(result, findings=tuple(findings), detail=_detail(result, results, run))
 
 
 def _step_records(events: Iterable[dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], str | None]:
@@ -170,10 +170,6 @@ def _outcome(run: ChildRun, results: dict[str, dict[str, Any]], done: dict[str, 
     if results.get("cpu_matmul", {}).get("ok") and results.get("train", {}).get("ok", True):
         return "cpu-only"
     return "failed"
-
-
-def _replace(result: LoadTestResult, **changes: Any) -> LoadTestResult:
-    return replace(result, **changes)
 
 
 def _classified(
